@@ -1,0 +1,93 @@
+import pytest
+import torch
+
+from joint.quant import ActivationQuantizer, mix_weights, pact, quantize_bias, quantize_weight_stack, weight_grid
+
+
+def grid(*bits):
+    return weight_grid(torch.tensor(bits))
+
+
+def test_two_bit_grid_is_clamped_at_both_ends():
+    w = torch.tensor([[-1.0, -0.5, 0.2, 1.0]])  # m = 1, scale = 2/3, codes in [-2, 1]
+    q, scale = quantize_weight_stack(w, grid(2))
+    assert scale.item() == pytest.approx(2 / 3)
+    assert q[0, 0].tolist() == pytest.approx([-4 / 3, -2 / 3, 0.0, 2 / 3])
+
+
+def test_eight_bit_lower_clamp():
+    w = torch.tensor([[-1.0, 1.0]])  # scale 2/255: -1 -> round(-127.5) = -128 (half to even), kept
+    q, _ = quantize_weight_stack(w, grid(8))
+    assert q[0, 0].tolist() == pytest.approx([-128 * 2 / 255, 127 * 2 / 255])
+    w = torch.tensor([[-1.0, 0.3]])
+    q4, s4 = quantize_weight_stack(w, grid(4))  # scale 2/15: -1 -> -7.5 -> -8 (even), bounded by -8
+    assert q4[0, 0, 0].item() == pytest.approx(-8 * 2 / 15)
+    assert s4.item() == pytest.approx(2 / 15)
+
+
+def test_zero_bits_give_exact_zeros_and_zero_scale():
+    w = torch.randn(5, 3, 3, 3)
+    q, scale = quantize_weight_stack(w, grid(0, 8))
+    assert torch.equal(q[0], torch.zeros_like(w))
+    assert torch.equal(scale[0], torch.zeros(5))
+    assert (q[1] != 0).any()
+
+
+def test_stack_matches_single_precision_calls():
+    w = torch.randn(4, 6)
+    q, scale = quantize_weight_stack(w, grid(0, 2, 4, 8))
+    for i, b in enumerate((0, 2, 4, 8)):
+        qi, si = quantize_weight_stack(w, grid(b))
+        assert torch.equal(q[i], qi[0]) and torch.equal(scale[i], si[0])
+
+
+def test_one_hot_mix_is_the_chosen_quantization_and_gradients_flow():
+    w = torch.randn(3, 4, requires_grad=True)
+    g = grid(0, 2, 8)
+    theta = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], requires_grad=True)
+    mixed, scale = mix_weights(w, theta, g)
+    q, s = quantize_weight_stack(w, g)
+    assert torch.equal(mixed[0], torch.zeros(4))
+    assert torch.equal(mixed[1], q[1, 1]) and torch.equal(mixed[2], q[2, 2])
+    assert torch.equal(scale, torch.stack([s[0, 0], s[1, 1], s[2, 2]]))
+    mixed.sum().backward()
+    assert torch.equal(w.grad, torch.ones_like(w))  # straight-through
+    assert torch.allclose(theta.grad, q.sum(-1))  # d/dtheta_j,c = sum of Q_j row c
+
+
+def test_pact_unsigned_values_and_gradients():
+    x = torch.tensor([-1.0, 0.2, 0.5, 1.4, 2.9, 4.0], requires_grad=True)
+    clip = torch.tensor(3.0, requires_grad=True)
+    y = pact(x, clip, 2)  # step 1.0 on [0, 3]
+    assert y.tolist() == [0.0, 0.0, 0.0, 1.0, 3.0, 3.0]
+    y.backward(torch.arange(1.0, 7.0))
+    assert x.grad.tolist() == [0.0, 2.0, 3.0, 4.0, 5.0, 0.0]
+    assert clip.grad.item() == 6.0
+
+
+def test_pact_signed_keeps_negative_values():
+    x = torch.tensor([-5.0, -1.2, 0.4, 2.0, 7.0], requires_grad=True)
+    clip = torch.tensor(4.0, requires_grad=True)
+    y = pact(x, clip, 3, signed=True)  # 3 steps of 4/3 on each side
+    assert y.tolist() == pytest.approx([-4.0, -4 / 3, 0.0, 8 / 3, 4.0])
+    y.backward(torch.tensor([1.0, 1.0, 1.0, 1.0, 2.0]))
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+    assert clip.grad.item() == pytest.approx(2.0 - 1.0)
+
+
+def test_bias_on_the_product_grid_and_zero_scale_gives_zero():
+    b = torch.tensor([0.33, -0.71, 5.0], requires_grad=True)
+    scale = torch.tensor([0.1, 0.25, 0.0])
+    q = quantize_bias(b, scale)
+    assert q.tolist() == pytest.approx([0.3, -0.75, 0.0])
+    q.sum().backward()
+    assert b.grad.tolist() == [1.0, 1.0, 0.0]
+
+
+def test_mixed_activation_quantizer_is_theta_weighted():
+    quant = ActivationQuantizer((2, 8), signed=False, clip=3.0)
+    quant.theta = torch.tensor([0.25, 0.75])
+    x = torch.linspace(-1, 4, 11)
+    expected = 0.25 * pact(x, torch.tensor(3.0), 2) + 0.75 * pact(x, torch.tensor(3.0), 8)
+    assert torch.allclose(quant(x), expected)
+    assert quant.scale().item() == pytest.approx(0.25 * 1.0 + 0.75 * 3 / 255)
