@@ -1,0 +1,170 @@
+"""Cost models (size, bitops, mpic, ne16) behind one interface, for soft theta and discrete Arch alike.
+
+A cost model is one function f(layer, cin, n, a, w) giving the cost of `n` output channels at weight
+precision `w` fed by `cin` input channels at activation precision `a`; `n` and `w` broadcast along the
+weight precisions (last axis), `a` along the input activation precisions (first axis). The library takes
+the exact expectation sum_i theta_in_i sum_j f(cin_eff, n_j, a_i, p_j) with n_j = sum_c theta_j,c.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """Static shape of one conv/linear call: what every cost model reads besides the channel counts."""
+
+    name: str
+    kind: str  # "conv", "dw" (depthwise) or "linear"
+    cin: int
+    cout: int
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    groups: int = 1
+    out_hw: tuple[int, int] = (1, 1)
+    bias: bool = False
+
+    @property
+    def weights(self) -> int:
+        kh, kw = self.kernel
+        return self.cout * kh * kw * (1 if self.kind == "dw" else self.cin)
+
+    @property
+    def macs(self) -> int:
+        return self.weights * self.out_hw[0] * self.out_hw[1]
+
+
+CostFn = Callable[[LayerShape, Tensor, Tensor, Tensor, Tensor], Tensor]
+MODELS: dict[str, CostFn] = {}
+
+
+def register(name: str) -> Callable[[CostFn], CostFn]:
+    """Decorator adding a cost model to MODELS under `name`."""
+
+    def add(fn: CostFn) -> CostFn:
+        MODELS[name] = fn
+        return fn
+
+    return add
+
+
+def get(name: str) -> CostFn:
+    """The registered cost model `name`, or a one-line error listing the registered ones."""
+    if name not in MODELS:
+        raise ValueError(f"unknown cost model {name!r}; allowed: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+def layer_cost(fn: CostFn, layer: LayerShape, cin: Tensor, n: Tensor, w_bits: Tensor,
+               in_probs: Tensor, a_bits: Tensor) -> Tensor:
+    """Expected cost of one layer: sum_i in_probs_i sum_j fn(cin, n_j, a_i, w_j); 0-bit channels cost 0."""
+    m = fn(layer, cin, n[None, :], a_bits[:, None], w_bits[None, :])
+    m = torch.where(w_bits[None, :] == 0, torch.zeros_like(m), m)
+    return (in_probs[:, None] * m).sum()
+
+
+def regularizer(cost: Tensor, lam: float) -> Tensor:
+    """The term lambda * cost that the search adds to the task loss."""
+    if not isinstance(lam, (int, float)) or isinstance(lam, bool) or not lam >= 0 or math.isinf(lam):
+        raise ValueError(f"lam must be a finite number >= 0; got {lam!r}")
+    return lam * cost
+
+
+def _per_channel_weights(layer: LayerShape, cin: Tensor) -> Tensor:
+    kh, kw = layer.kernel
+    return kh * kw * (torch.ones_like(cin) if layer.kind == "dw" else cin)
+
+
+@register("size")
+def size(layer: LayerShape, cin: Tensor, n: Tensor, a: Tensor, w: Tensor) -> Tensor:
+    """Bits of the weights (no bias, BatchNorm folded)."""
+    return _per_channel_weights(layer, cin) * n * w
+
+
+@register("bitops")
+def bitops(layer: LayerShape, cin: Tensor, n: Tensor, a: Tensor, w: Tensor) -> Tensor:
+    """MACs times weight bits times input activation bits."""
+    return _per_channel_weights(layer, cin) * layer.out_hw[0] * layer.out_hw[1] * n * w * a
+
+
+MPIC_MACS_PER_CYCLE = {  # Ottavi et al., MPIC: throughput by (activation bits, weight bits)
+    (2, 2): 6.5, (2, 4): 4.0, (2, 8): 2.2,
+    (4, 2): 3.9, (4, 4): 3.5, (4, 8): 2.1,
+    (8, 2): 2.5, (8, 4): 2.3, (8, 8): 2.1,
+}
+_MPIC_CPM = torch.zeros(9, 9, dtype=torch.float64)
+for (_a, _w), _thr in MPIC_MACS_PER_CYCLE.items():
+    _MPIC_CPM[_a, _w] = 1.0 / _thr
+
+
+def _check_bits(model: str, a: Tensor, w: Tensor, a_ok: set[int], w_ok: set[int]) -> None:
+    a_set, w_set = set(int(v) for v in a.flatten().tolist()), set(int(v) for v in w.flatten().tolist())
+    if not a_set <= a_ok or not w_set <= w_ok:
+        raise ValueError(f"{model} supports activation bits {sorted(a_ok)} and weight bits {sorted(w_ok)}; "
+                         f"got activation bits {sorted(a_set)}, weight bits {sorted(w_set)}")
+
+
+@register("mpic")
+def mpic(layer: LayerShape, cin: Tensor, n: Tensor, a: Tensor, w: Tensor) -> Tensor:
+    """Cycles on the MPIC RISC-V core: MACs (no bias term) over the MAC/cycle of the (a, w) pair."""
+    _check_bits("mpic", a, w, {2, 4, 8}, {0, 2, 4, 8})
+    cpm = _MPIC_CPM.to(cin.dtype)[a.long(), w.long()]
+    return _per_channel_weights(layer, cin) * layer.out_hw[0] * layer.out_hw[1] * n * cpm
+
+
+def _ste(x: Tensor, value: Tensor) -> Tensor:
+    return x + (value - x).detach()
+
+
+def _floor_div(a: Tensor, b: int) -> Tensor:
+    return _ste(a, torch.floor(a.detach() / b))
+
+
+def _ceil_div(a: Tensor, b: int) -> Tensor:
+    return _ste(a, torch.floor((a.detach() - 1) / b) + 1)
+
+
+def _mod(a: Tensor, b: int) -> Tensor:
+    return _ste(a, a.detach() - b * torch.floor(a.detach() / b))
+
+
+def _ne16_sublayer(ko: Tensor, ki: Tensor, out_hw: tuple[int, int], w: Tensor, mode: str) -> Tensor:
+    """NE16 cycles of one sub-layer (method notes 3.5): ko output channels, ki inputs, mode 1x1/3x3/dw."""
+    k_body = 16 if mode == "dw" else 32
+    load = 19 if mode == "1x1" else 31
+    n_sp = math.ceil(out_hw[0] / 3) * math.ceil(out_hw[1] / 3)
+    n_in = _ceil_div(ki, 16)
+
+    def iteration(k: Tensor | int) -> Tensor:
+        if mode == "dw":
+            return load + (6 + k) + (6 + k * w) + 2 + (9 + k) + 13
+        matvec = 6 + k if mode == "1x1" else 6 + k * w
+        return n_in * (load + 6 + matvec + 2) + (9 + k) + 13
+
+    n_body, rem = _floor_div(ko, k_body), _mod(ko, k_body)
+    has_rem = (rem.detach() != 0).to(ko.dtype)
+    return n_sp * (n_body * iteration(k_body) + has_rem * iteration(rem))
+
+
+@register("ne16")
+def ne16(layer: LayerShape, cin: Tensor, n: Tensor, a: Tensor, w: Tensor) -> Tensor:
+    """Cycles on GAP9's NE16 engine (8-bit activations): analytical tile model, kernels split in 3x3 and 1x1."""
+    kh, kw = layer.kernel
+    a = torch.zeros_like(a)  # NE16 runs every layer at 8-bit activations: the cost does not depend on a
+    if layer.kind == "dw":
+        if layer.kernel != (3, 3):
+            raise ValueError(f"ne16 supports depthwise kernels (3, 3) only; layer {layer.name} has {layer.kernel}")
+        return _ne16_sublayer(n, cin, layer.out_hw, w, "dw") + a
+    n3 = (kh // 3) * (kw // 3)
+    n1 = (kh % 3) * kw + (kw % 3) * kh - (kh % 3) * (kw % 3)
+    lat = a + 0.0
+    if n3:
+        lat = lat + n3 * _ne16_sublayer(n, cin, layer.out_hw, w, "3x3")
+    if n1:
+        lat = lat + n1 * _ne16_sublayer(n, cin, layer.out_hw, w, "1x1")
+    return lat

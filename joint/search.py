@@ -1,0 +1,295 @@
+"""The relaxation: precision logits, softmax/Gumbel/hard sampling, temperature, freezing, searchable layers."""
+from __future__ import annotations
+
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, fx, nn
+
+from . import cost as cost_models
+from .arch import Arch, LayerArch
+from .quant import ActivationQuantizer, mix_weights, quantize_bias, weight_grid
+
+MAX_BITS = 16
+GRANULARITIES = ("channel", "layer")
+SAMPLINGS = ("softmax", "gumbel", "hard")
+
+
+def _check_bits(field_name: str, bits, allow_zero: bool) -> tuple[int, ...]:
+    lowest = 0 if allow_zero else 1
+    allowed = f"distinct integers in {lowest}..{MAX_BITS}"
+    try:
+        values = tuple(bits)
+    except TypeError:
+        raise ValueError(f"{field_name} must be a set of {allowed}; got {bits!r}") from None
+    if not values:
+        raise ValueError(f"{field_name} must be a non-empty set of {allowed}; got {bits!r}")
+    for b in values:
+        if isinstance(b, bool) or not isinstance(b, int):
+            raise ValueError(f"{field_name} must contain {allowed}; got {b!r} in {bits!r}")
+        if b == 0 and not allow_zero:
+            raise ValueError(f"{field_name} must not contain 0 (an activation cannot be pruned); "
+                             f"allowed: {allowed}; got {bits!r}")
+        if not lowest <= b <= MAX_BITS:
+            raise ValueError(f"{field_name} must contain {allowed}; got {b!r} in {bits!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{field_name} must not repeat a precision; got {bits!r}")
+    return tuple(sorted(values))
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What the search may choose: weight precisions per output channel (0 = pruned) and activation precisions."""
+
+    weight_bits: tuple[int, ...] = (0, 2, 4, 8)
+    act_bits: tuple[int, ...] = (8,)
+    granularity: str = "channel"
+
+    def __post_init__(self):
+        object.__setattr__(self, "weight_bits", _check_bits("weight_bits", self.weight_bits, True))
+        object.__setattr__(self, "act_bits", _check_bits("act_bits", self.act_bits, False))
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}; got {self.granularity!r}")
+        if self.granularity == "layer" and 0 in self.weight_bits:
+            raise ValueError("weight_bits must not contain 0 with granularity='layer' (it would remove whole "
+                             "layers); use granularity='channel' to prune channels")
+
+
+def init_logits(bits: tuple[int, ...], channels: int) -> Tensor:
+    """Logits p/max(P) for every precision p and channel (float64: the cost is computed in float64)."""
+    top = max(max(bits), 1)
+    return torch.tensor([b / top for b in bits], dtype=torch.float64)[:, None].repeat(1, channels)
+
+
+def hard_choice(theta: Tensor, zero_index: int | None) -> Tensor:
+    """Argmax precision index per channel; if every channel picks 0 bits, the least-pruned one stays alive."""
+    index = theta.argmax(dim=0)
+    if zero_index is not None and theta.shape[0] > 1 and bool((index == zero_index).all()):
+        keep = int(theta[zero_index].argmin())
+        alive = theta[:, keep].clone()
+        alive[zero_index] = -float("inf")
+        index[keep] = alive.argmax()
+    return index
+
+
+def sample(alpha: Tensor, temperature: float, mode: str, zero_index: int | None) -> Tensor:
+    """theta over precisions (dim 0): softmax(alpha/T), a Gumbel-softmax draw, or the argmax one-hot (STE)."""
+    if mode == "gumbel":
+        return F.gumbel_softmax(alpha, tau=temperature, dim=0)
+    soft = torch.softmax(alpha / temperature, dim=0)
+    if mode == "softmax":
+        return soft
+    one_hot = F.one_hot(hard_choice(soft.detach(), zero_index), alpha.shape[0]).T.to(soft.dtype)
+    return one_hot + soft - soft.detach()
+
+
+class SearchableLayer(nn.Module):
+    """A conv/linear whose output channels each take a weight precision (0 = pruned) from its group's theta."""
+
+    def __init__(self, module: nn.Conv2d | nn.Linear, bits: tuple[int, ...]):
+        super().__init__()
+        self.weight = nn.Parameter(module.weight.detach().clone())
+        self.bias = None if module.bias is None else nn.Parameter(module.bias.detach().clone())
+        self.register_buffer("bits", torch.tensor(bits), persistent=False)
+        self.register_buffer("grid", weight_grid(self.bits, self.weight.dtype), persistent=False)
+        self.zero_index = bits.index(0) if 0 in bits else None
+        self.conv = None
+        if isinstance(module, nn.Conv2d):
+            self.conv = dict(stride=module.stride, padding=module.padding, dilation=module.dilation,
+                             groups=module.groups)
+        self.theta: Tensor | None = None
+        self.in_scale: Tensor | None = None
+
+    def effective_params(self) -> tuple[Tensor, Tensor | None]:
+        """Fake-quantized weight and bias under the current theta; a 0-bit channel is exactly zero."""
+        weight, w_scale = mix_weights(self.weight, self.theta, self.grid)
+        bias = self.bias
+        if bias is not None:
+            if self.in_scale is not None:
+                bias = quantize_bias(bias, self.in_scale * w_scale)
+            if self.zero_index is not None:
+                bias = bias * (1 - self.theta[self.zero_index])
+        return weight, bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight, bias = self.effective_params()
+        if self.conv is None:
+            return F.linear(x, weight, bias)
+        return F.conv2d(x, weight, bias, **self.conv)
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "theta": None, "in_scale": None}
+
+    def extra_repr(self) -> str:
+        return f"weight={tuple(self.weight.shape)}, bits={tuple(self.bits.tolist())}"
+
+
+@dataclass
+class Group:
+    """Output channels that share one decision per channel: every layer producing them uses one theta."""
+
+    bits: tuple[int, ...]
+    channels: int
+    layers: list[str] = field(default_factory=list)
+    prunable: bool = True
+
+    @property
+    def zero_index(self) -> int | None:
+        return self.bits.index(0) if 0 in self.bits else None
+
+
+@dataclass
+class LayerWiring:
+    """Where a layer's input comes from: the channel group feeding it and the activation quantizer before it."""
+
+    shape: cost_models.LayerShape
+    group: str
+    input_group: str | None  # None: the network input, fixed channels
+    input_multiplier: int
+    input_act: str | None
+
+
+class SearchableNet(nn.Module):
+    """A float model made searchable: BatchNorm folded, channel groups tied, one decision per group and channel."""
+
+    def __init__(self, body: fx.GraphModule, space: SearchSpace, groups: dict[str, Group],
+                 wiring: dict[str, LayerWiring], act_signed: dict[str, bool]):
+        super().__init__()
+        self.body = body
+        self.space = space
+        self.groups = groups
+        self.wiring = wiring
+        self.act_signed = act_signed
+        self.logits = nn.ParameterDict()
+        for name, group in groups.items():
+            width = group.channels if space.granularity == "channel" else 1
+            self.logits[name] = nn.Parameter(init_logits(group.bits, width))
+        self.act_logits = nn.ParameterDict()
+        if len(space.act_bits) > 1:
+            for key in act_signed:
+                self.act_logits[key] = nn.Parameter(init_logits(space.act_bits, 1)[:, 0])
+        self.temperature = 1.0
+        self.sampling = "softmax"
+        self._cache: tuple | None = None
+        self._constants = {name: self._layer_constants(wire) for name, wire in wiring.items()}
+
+    def _layer_constants(self, wire: LayerWiring) -> tuple[Tensor, Tensor, Tensor]:
+        """Static cin, weight bits of the layer's group, activation bits of its input (float64)."""
+        f64 = torch.float64
+        a_bits = self.space.act_bits if wire.input_act in self.act_logits else self.space.act_bits[:1]
+        if wire.input_act is None:
+            a_bits = (32,)
+        return (torch.tensor(float(wire.shape.cin), dtype=f64), torch.tensor(self.groups[wire.group].bits, dtype=f64),
+                torch.tensor(a_bits, dtype=f64))
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "_cache": None}
+
+    # -- parameters -----------------------------------------------------------------------------------
+    def layer(self, name: str) -> SearchableLayer:
+        return self.body.get_submodule(name)
+
+    def act(self, key: str) -> ActivationQuantizer:
+        return self.body.get_submodule(f"acts.{key}")
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The precision logits (optimised by SGD with momentum in the paper)."""
+        return list(self.logits.values()) + list(self.act_logits.values())
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """Everything else: weights, biases and PACT clips."""
+        arch = {id(p) for p in self.arch_parameters()}
+        return [p for p in self.parameters() if id(p) not in arch]
+
+    # -- sampling -------------------------------------------------------------------------------------
+    def set_temperature(self, temperature: float) -> None:
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0; got {temperature!r}")
+        self.temperature = float(temperature)
+
+    def set_sampling(self, mode: str) -> None:
+        if mode not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}; got {mode!r}")
+        self.sampling = mode
+
+    def freeze(self) -> None:
+        """Fine-tune mode: the argmax architecture in training too, logits no longer trained."""
+        self.sampling = "hard"
+        for p in self.arch_parameters():
+            p.requires_grad_(False)
+
+    def _mode(self) -> str:
+        return self.sampling if self.training else "hard"
+
+    def _state_key(self) -> tuple:
+        return (self._mode(), self.temperature, tuple(p._version for p in self.arch_parameters()))
+
+    def _sample(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        mode, t = self._mode(), self.temperature
+        thetas = {g: sample(self.logits[g], t, mode, grp.zero_index) for g, grp in self.groups.items()}
+        act_thetas = {k: sample(a[:, None], t, mode, None)[:, 0] for k, a in self.act_logits.items()}
+        for key, theta in act_thetas.items():
+            self.act(key).theta = theta
+        for g, grp in self.groups.items():
+            theta = thetas[g].to(torch.float32)
+            for name in grp.layers:
+                self.layer(name).theta = theta
+        for name, wire in self.wiring.items():
+            self.layer(name).in_scale = None if wire.input_act is None else self.act(wire.input_act).scale()
+        self._cache = (self._state_key(), thetas, act_thetas)
+        return thetas, act_thetas
+
+    def thetas(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """theta of every group and activation quantizer: the last forward's, unless the logits moved since."""
+        if self._cache is not None and self._cache[0] == self._state_key():
+            return self._cache[1], self._cache[2]
+        return self._sample()
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._sample()
+        return self.body(x)
+
+    # -- cost and result ------------------------------------------------------------------------------
+    def cost(self, name: str = "size") -> Tensor:
+        """Differentiable expected cost of the network under the cost model `name` (float64 scalar)."""
+        fn = cost_models.get(name)
+        thetas, act_thetas = self.thetas()
+        counts, alive = {}, {}
+        for g, grp in self.groups.items():
+            theta = thetas[g]
+            n = theta.sum(1) if theta.shape[1] > 1 else theta[:, 0] * grp.channels
+            counts[g] = n
+            alive[g] = grp.channels - n[grp.zero_index] if grp.zero_index is not None else n.sum()
+        one = torch.ones(1, dtype=torch.float64)
+        total = torch.zeros((), dtype=torch.float64)
+        for layer, wire in self.wiring.items():
+            static_cin, w_bits, a_bits = self._constants[layer]
+            cin = static_cin if wire.input_group is None else alive[wire.input_group] * wire.input_multiplier
+            in_probs = act_thetas.get(wire.input_act, one)
+            total = total + cost_models.layer_cost(fn, wire.shape, cin, counts[wire.group], w_bits, in_probs, a_bits)
+        return total
+
+    def arch(self) -> Arch:
+        """The discrete architecture: argmax precision per channel (0 = pruned) and per activation."""
+        with torch.no_grad():
+            bits = {}
+            for g, grp in self.groups.items():
+                index = hard_choice(torch.softmax(self.logits[g], 0), grp.zero_index)
+                bits[g] = [grp.bits[i] for i in index.expand(grp.channels).tolist()]
+            acts = {}
+            for key in self.act_signed:
+                if key in self.act_logits:
+                    acts[key] = self.space.act_bits[int(self.act_logits[key].argmax())]
+                else:
+                    acts[key] = self.space.act_bits[0]
+        layers = {}
+        for name, wire in self.wiring.items():
+            source = None
+            if wire.input_group is not None and self.groups[wire.input_group].prunable:
+                source = self.groups[wire.input_group].layers[0]
+            layers[name] = LayerArch(wire.shape, bits[wire.group], wire.input_act, source, wire.input_multiplier)
+        return Arch(layers, acts)
+
+

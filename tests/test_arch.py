@@ -1,0 +1,43 @@
+import json
+
+import pytest
+import torch
+
+import joint
+from helpers import random_assignment
+
+
+def mixed_arch():
+    net = joint.searchable(joint.models.resnet8(), joint.SearchSpace((0, 2, 4, 8), (2, 4, 8)), torch.rand(1, 3, 32, 32))
+    random_assignment(net, seed=5)
+    return net.arch()
+
+
+def test_arch_names_layers_after_the_float_model():
+    arch = mixed_arch()
+    assert list(arch.layers) == [n for n, m in joint.models.resnet8().named_modules()
+                                 if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert arch.layers["s1.c2"].weight_bits == arch.layers["stem"].weight_bits  # one group
+    assert 0 not in arch.layers["fc"].weight_bits
+
+
+def test_json_round_trip_keeps_every_cost(tmp_path):
+    arch = mixed_arch()
+    path = tmp_path / "arch.json"
+    arch.save(path)
+    again = joint.Arch.load(path)
+    assert again.to_dict() == arch.to_dict()
+    for model in ("size", "bitops", "mpic", "ne16"):
+        assert again.cost(model) == arch.cost(model)
+    assert again.size_kb() == arch.cost("size") / 8000
+
+
+def test_malformed_arch_is_one_clear_error():
+    data = mixed_arch().to_dict()
+    del data["layers"]["s1.c1"]["weight_bits"]
+    with pytest.raises(ValueError, match="missing or malformed field 'weight_bits'"):
+        joint.Arch.from_dict(data)
+    data = json.loads(json.dumps(mixed_arch().to_dict()))
+    data["layers"]["s1.c1"]["weight_bits"] = [8] * 3
+    with pytest.raises(ValueError, match="layer s1.c1: weight_bits must hold 16 integers >= 0"):
+        joint.Arch.from_dict(data)

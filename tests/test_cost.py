@@ -1,0 +1,145 @@
+import pytest
+import torch
+
+import joint
+from joint import cost
+from joint.cost import LayerShape, layer_cost
+from helpers import random_assignment
+
+F64 = torch.float64
+
+
+def one_layer(model, shape, cin, n, w, a=8):
+    t = lambda v: torch.tensor([float(v)], dtype=F64)  # noqa: E731
+    return float(layer_cost(cost.get(model), shape, t(cin)[0], t(n), t(w), t(1.0), t(a)))
+
+
+CONV = LayerShape("conv", "conv", 16, 32, (3, 3), (1, 1), 1, (16, 16))
+DW = LayerShape("dw", "dw", 64, 64, (3, 3), (1, 1), 64, (16, 16), bias=True)
+FC = LayerShape("fc", "linear", 64, 10, bias=True)
+
+
+@pytest.mark.parametrize("model,expected", [("size", 36_864), ("bitops", 75_497_472), ("mpic", 561_737.142857),
+                                            ("ne16", 12_780)])
+def test_conv_worked_example(model, expected):
+    assert one_layer(model, CONV, 16, 32, 8) == pytest.approx(expected)
+
+
+def test_conv_ne16_and_mpic_at_lower_precision():
+    assert one_layer("ne16", CONV, 16, 32, 4) == 8_172
+    assert one_layer("ne16", CONV, 16, 32, 2) == 5_868
+    assert one_layer("mpic", CONV, 16, 32, 4) == pytest.approx(32 * 144 * 256 / 2.3)
+    assert one_layer("mpic", CONV, 16, 32, 2) == pytest.approx(471_859.2)
+
+
+def test_depthwise_worked_example():
+    assert one_layer("size", DW, 48, 48, 4) == 1_728
+    assert one_layer("ne16", DW, 48, 48, 4) == 17_604
+    assert one_layer("bitops", DW, 48, 48, 4) == 3_538_944
+    assert one_layer("mpic", DW, 48, 48, 4) == pytest.approx(48 * 9 * 256 / 2.3)  # MACs without the bias term
+
+
+def test_linear_worked_example():
+    assert one_layer("size", FC, 64, 10, 8) == 5_120
+    assert one_layer("ne16", FC, 64, 10, 8) == 204
+    assert one_layer("bitops", FC, 64, 10, 8) == 40_960
+
+
+def test_zero_bit_channels_cost_nothing_in_every_model():
+    for model in cost.MODELS:
+        assert one_layer(model, CONV, 16, 32, 0) == 0
+
+
+def uniform(name, wbits, abits=8):
+    model, shape = joint.models.build(name)
+    space = joint.SearchSpace((wbits,), (abits,))
+    return joint.searchable(model, space, torch.rand(1, *shape)).arch()
+
+
+@pytest.mark.parametrize("wbits,kb", [(8, 77.36), (4, 38.68), (2, 19.34)])
+def test_resnet8_size(wbits, kb):
+    assert uniform("resnet8", wbits).size_kb() == pytest.approx(kb, abs=1e-9)
+
+
+def test_dscnn_and_resnet18_tiny_size():
+    assert uniform("dscnn", 8).size_kb() == pytest.approx(22.016, abs=1e-9)
+    assert uniform("resnet18_tiny", 8).size_kb() == pytest.approx(11_261.632, abs=1e-6)
+
+
+def test_resnet8_mpic_matches_the_paper():
+    assert uniform("resnet8", 8).cost("mpic") == pytest.approx(12_501_632 / 2.1)  # 5.95e6 in the paper
+    assert uniform("resnet8", 2).cost("mpic") == pytest.approx(12_501_632 / 2.5)  # 5.00e6
+
+
+@pytest.mark.parametrize("name", ["resnet8", "dscnn"])
+@pytest.mark.parametrize("model", ["size", "bitops", "mpic", "ne16"])
+def test_soft_cost_at_one_hot_equals_the_arch_cost(name, model):
+    float_model, shape = joint.models.build(name)
+    act_bits = (8,) if model == "ne16" else (2, 4, 8)
+    net = joint.searchable(float_model, joint.SearchSpace((0, 2, 4, 8), act_bits), torch.rand(1, *shape))
+    random_assignment(net, seed=3)
+    net.train()
+    soft = net.cost(model)
+    arch = net.arch()
+    assert 0 < arch.pruned_fraction() < 1
+    assert soft.item() == pytest.approx(arch.cost(model), rel=1e-12)
+    net.eval()
+    assert net.cost(model).item() == pytest.approx(arch.cost(model), rel=1e-12)
+
+
+def test_gradient_of_a_layer_cost_reaches_the_group_that_feeds_it(monkeypatch):
+    monkeypatch.setitem(cost.MODELS, "s1c2_size", lambda layer, cin, n, a, w: (
+        cost.size(layer, cin, n, a, w) if layer.name == "s1.c2" else torch.zeros_like(n * a)))
+    net = joint.searchable(joint.models.resnet8(), joint.SearchSpace(), torch.rand(1, 3, 32, 32)).train()
+    net.cost("s1c2_size").backward()
+    assert net.logits["s1_c1"].grad.abs().sum() > 0  # through cin_eff of s1.c2
+    assert net.logits["stem"].grad.abs().sum() > 0  # its own group
+    assert net.logits["s2_c1"].grad is None or net.logits["s2_c1"].grad.abs().sum() == 0
+
+
+def test_flatten_multiplier_counts_every_spatial_position():
+    class Flat(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+            self.fc = torch.nn.Linear(4 * 5 * 5, 3)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
+
+    net = joint.searchable(Flat(), joint.SearchSpace(), torch.rand(1, 1, 5, 5))
+    with torch.no_grad():
+        net.logits["conv"].copy_(1000.0 * torch.tensor([[1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 1.0]]).T)
+        net.logits["fc"].copy_(1000.0 * torch.tensor([[0, 0, 1.0]] * 3).T)
+    arch = net.arch()
+    assert arch.input_channels("fc") == 3 * 25
+    assert arch.layer_cost("fc", "size") == 3 * 25 * 3 * 8
+    assert net.train().cost("size").item() == arch.cost("size")
+
+
+def test_bad_names_and_lambda():
+    with pytest.raises(ValueError, match="unknown cost model 'latency'; allowed: bitops, mpic, ne16, size"):
+        cost.get("latency")
+    with pytest.raises(ValueError, match="lam must be a finite number >= 0; got -0.1"):
+        cost.regularizer(torch.tensor(1.0), -0.1)
+    assert float(cost.regularizer(torch.tensor(2.0), 0.5)) == 1.0
+
+
+def test_mpic_rejects_precisions_outside_its_table():
+    with pytest.raises(ValueError, match=r"mpic supports activation bits \[2, 4, 8\] and weight bits \[0, 2, 4, 8\]"):
+        uniform("resnet8", 3).cost("mpic")
+
+
+def test_cost_is_differentiable_and_cheap_to_call_twice():
+    net = joint.searchable(joint.models.resnet8(), joint.SearchSpace(), torch.rand(1, 3, 32, 32)).train()
+    first = net.cost("ne16")
+    first.backward()
+    assert all(p.grad is not None for p in net.logits.values())
+    assert torch.equal(net.cost("ne16").detach(), first.detach())
+
+
+@pytest.mark.parametrize("wbits,mpic,ne16", [(2, 5.00e6, 0.79e5), (4, 5.44e6, 1.04e5), (8, 5.95e6, 1.55e5)])
+def test_resnet8_fixed_precision_points_of_the_paper_latency_figure(wbits, mpic, ne16):
+    arch = uniform("resnet8", wbits)
+    assert arch.cost("mpic") == pytest.approx(mpic, rel=0.005)
+    assert arch.cost("ne16") == pytest.approx(ne16, rel=0.01)

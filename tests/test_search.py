@@ -1,0 +1,132 @@
+import pytest
+import torch
+
+import joint
+from joint.search import SearchSpace, hard_choice, init_logits, sample
+
+
+def net_for(space=None, seed=0):
+    torch.manual_seed(seed)
+    return joint.searchable(joint.models.resnet8(), space or SearchSpace(), torch.rand(2, 3, 32, 32))
+
+
+def test_logits_init_and_softmax_at_t1():
+    alpha = init_logits((0, 2, 4, 8), 3)
+    assert alpha[:, 0].tolist() == [0.0, 0.25, 0.5, 1.0]
+    theta = sample(alpha, 1.0, "softmax", 0)
+    assert theta[:, 1].tolist() == pytest.approx([0.15035, 0.19306, 0.24789, 0.40870], abs=1e-5)
+    assert float((theta[:, 0] * torch.tensor([0.0, 2, 4, 8])).sum()) == pytest.approx(4.6473, abs=1e-4)
+
+
+def test_temperature_sharpens():
+    alpha = init_logits((0, 2, 4, 8), 1)
+    assert sample(alpha, 0.1, "softmax", 0)[3, 0] > 0.99
+
+
+def test_hard_is_one_hot_with_straight_through_gradient():
+    alpha = torch.tensor([[0.1, 2.0], [1.0, 0.5]], dtype=torch.float64, requires_grad=True)
+    theta = sample(alpha, 1.0, "hard", 0)
+    assert theta.tolist() == [[0.0, 1.0], [1.0, 0.0]]
+    (theta * torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)).sum().backward()
+    assert alpha.grad.abs().sum() > 0
+
+
+def test_all_pruned_group_keeps_its_least_pruned_channel_alive():
+    theta = torch.tensor([[0.9, 0.6, 0.8], [0.1, 0.4, 0.2]])
+    assert hard_choice(theta, 0).tolist() == [0, 1, 0]
+
+
+def test_gumbel_draws_one_sample_per_group_shared_by_its_layers():
+    net = net_for().train()
+    net.set_sampling("gumbel")
+    net(torch.rand(2, 3, 32, 32))
+    stem, s1c2 = net.layer("stem"), net.layer("s1.c2")
+    assert stem.theta is s1c2.theta
+    first = stem.theta.clone()
+    net(torch.rand(2, 3, 32, 32))
+    assert not torch.equal(first, stem.theta)
+
+
+def test_eval_uses_argmax_and_freeze_stops_logit_training():
+    net = net_for()
+    net.eval()
+    net(torch.rand(1, 3, 32, 32))
+    assert set(net.layer("s1.c1").theta.unique().tolist()) <= {0.0, 1.0}
+    net.train()
+    net.freeze()
+    net(torch.rand(1, 3, 32, 32))
+    assert set(net.layer("s1.c1").theta.unique().tolist()) <= {0.0, 1.0}
+    assert all(not p.requires_grad for p in net.arch_parameters())
+
+
+def test_soft_bias_is_gated_by_the_pruning_probability():
+    net = net_for(SearchSpace((0, 8), (8,)))
+    with torch.no_grad():
+        net.logits["s1_c1"][0, :] = 5.0  # theta_0 = e^5 / (e^5 + e^1) = 0.982 everywhere
+        net.layer("s1.c1").bias = torch.nn.Parameter(torch.full((16,), 2.0))
+    net.train()
+    net(torch.rand(1, 3, 32, 32))
+    _, bias = net.layer("s1.c1").effective_params()
+    theta0 = net.layer("s1.c1").theta[0]
+    assert torch.allclose(bias.abs(), 2.0 * (1 - theta0), rtol=1e-2)
+    assert bias.abs().max() < 2.0 * 0.019
+
+
+def test_pruned_channel_outputs_exact_zero_in_eval():
+    net = net_for()
+    with torch.no_grad():
+        net.logits["s1_c1"][0, :5] = 10.0
+    net.eval()
+    captured = {}
+    net.layer("s1.c1").register_forward_hook(lambda m, i, o: captured.setdefault("out", o))
+    net(torch.rand(2, 3, 32, 32))
+    assert torch.equal(captured["out"][:, :5], torch.zeros_like(captured["out"][:, :5]))
+    assert (captured["out"][:, 5:] != 0).any()
+
+
+def test_layer_granularity_gives_one_decision_per_layer():
+    net = net_for(SearchSpace((2, 4, 8), (8,), "layer"))
+    assert all(p.shape[1] == 1 for p in net.logits.values())
+    with torch.no_grad():
+        net.logits["s2_c1"][0] = 3.0
+    assert set(net.arch().layers["s2.c1"].weight_bits) == {2}
+
+
+def test_activation_precision_search_has_logits_per_quantizer():
+    net = net_for(SearchSpace((0, 2, 4, 8), (2, 4, 8)))
+    assert set(net.act_logits) == set(net.act_signed)
+    net.train()
+    out = net(torch.rand(2, 3, 32, 32))
+    (out.sum() + net.cost("mpic") * 1e-7).backward()
+    assert all(p.grad is not None for p in net.act_logits.values())
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(act_bits=(0, 8)), "act_bits must not contain 0"),
+    (dict(weight_bits=(2, 2, 8)), "weight_bits must not repeat a precision"),
+    (dict(weight_bits=(-2, 8)), r"weight_bits must contain distinct integers in 0\.\.16; got -2"),
+    (dict(weight_bits=(2.5, 8)), "weight_bits must contain distinct integers in 0..16; got 2.5"),
+    (dict(act_bits=()), "act_bits must be a non-empty set"),
+    (dict(granularity="tensor"), "granularity must be one of channel, layer; got 'tensor'"),
+    (dict(granularity="layer"), "must not contain 0 with granularity='layer'"),
+])
+def test_search_space_rejects_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SearchSpace(**kwargs)
+
+
+def test_bad_sampling_and_temperature():
+    net = net_for()
+    with pytest.raises(ValueError, match="sampling must be one of softmax, gumbel, hard; got 'argmax'"):
+        net.set_sampling("argmax")
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        net.set_temperature(0)
+
+
+def test_deepcopy_after_a_forward():
+    import copy
+    net = net_for().train()
+    net.cost("size") + net(torch.rand(1, 3, 32, 32)).sum()
+    twin = copy.deepcopy(net).eval()
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(twin(x), net.eval()(x))
