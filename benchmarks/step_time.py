@@ -1,0 +1,114 @@
+"""Median training-step time of float, fixed w8a8 QAT and joint search on ResNet-8, measured side by side."""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import joint
+from joint.cost import regularizer
+
+
+def float_step(batch):
+    model = joint.models.resnet8().train()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+
+    def step():
+        x, y = batch
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def searched_step(batch, space, lam):
+    net = joint.searchable(joint.models.resnet8(), space, batch[0]).train()
+    opt_w = torch.optim.Adam(net.weight_parameters(), 1e-3)
+    opt_a = torch.optim.SGD(net.arch_parameters(), 1e-2, momentum=0.9) if net.arch_parameters() else None
+
+    def step():
+        x, y = batch
+        loss = F.cross_entropy(net(x), y)
+        if lam:
+            loss = loss + regularizer(net.cost("size"), lam)
+        opt_w.zero_grad(set_to_none=True)
+        if opt_a:
+            opt_a.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_w.step()
+        if opt_a:
+            opt_a.step()
+    return step, net
+
+
+def cost_step(net):
+    def step():
+        net.zero_grad(set_to_none=True)
+        net._cache = None
+        net.cost("size").backward()
+    return step
+
+
+def mean_ms(step, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - start) / n * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="results/bench/step_time.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    batch = (torch.rand(args.batch, 3, 32, 32), torch.randint(0, 10, (args.batch,)))
+    search, search_net = searched_step(batch, joint.SearchSpace((0, 2, 4, 8), (8,)), 1e-6)
+    configs = {
+        "float": float_step(batch),
+        "qat_w8a8": searched_step(batch, joint.SearchSpace((8,), (8,)), 0.0)[0],
+        "joint_search_size": search,
+        "cost_term_only": cost_step(search_net),
+    }
+    for step in configs.values():
+        mean_ms(step, 3)
+    times = {name: [] for name in configs}
+    for r in range(args.rounds):
+        for name, step in configs.items():
+            times[name].append(mean_ms(step, args.steps))
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.2f} ms" for k, v in times.items()), flush=True)
+    medians = {name: statistics.median(v) for name, v in times.items()}
+    ratios = {name: medians[name] / medians["float"] for name in configs if name != "cost_term_only"}
+    print(f"\nResNet-8, batch {args.batch}, 3x32x32, {args.threads} threads, {args.rounds} interleaved rounds "
+          f"of {args.steps} steps (median of per-round means)")
+    print(f"{'config':<22}{'median ms/step':>16}{'ratio to float':>16}")
+    for name in configs:
+        ratio = f"{ratios[name]:.2f}" if name in ratios else "-"
+        print(f"{name:<22}{medians[name]:>16.2f}{ratio:>16}")
+    verdict = "meets" if ratios["joint_search_size"] <= 1.3 else "MISSES"
+    print(f"joint search / float = {ratios['joint_search_size']:.2f} ({verdict} the <= 1.3 target); "
+          f"cost term {medians['cost_term_only']:.3f} ms (target <= 1 ms)")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {"medians_ms": medians, "ratios_to_float": ratios, "per_round_ms": times,
+              "setup": {**vars(args), "torch": torch.__version__, "joint": joint.__version__,
+                        "machine": platform.machine(), "processor": platform.processor()}}
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(out)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import joint
+from joint.__main__ import main
+from helpers import random_assignment
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_info_table_and_totals(capsys):
+    code, out, _ = run(capsys, "info", "resnet8")
+    assert code == 0
+    assert "s2.down           conv        16    32     1x1     2x2" in out
+    assert out.strip().endswith("total: 78,058 trainable parameters, 77,360 conv/linear weights, 12,501,632 MACs")
+
+
+@pytest.mark.parametrize("name,params,weights", [("dscnn", 23_756, 22_016), ("resnet18_tiny", 11_271_432, 11_261_632)])
+def test_info_json(capsys, name, params, weights):
+    code, out, _ = run(capsys, "info", name, "--json")
+    data = json.loads(out)
+    assert (code, data["parameters"], data["weights"]) == (0, params, weights)
+    assert sum(l["weights"] for l in data["layers"]) == weights
+
+
+def test_cost_of_a_uniform_model(capsys):
+    code, out, _ = run(capsys, "cost", "resnet8", "--wbits", "2", "--abits", "8", "--cost", "size")
+    assert (code, out.strip()) == (0, "resnet8 w2a8 size: 154,720.00 bits (19.340 kB)")
+
+
+def test_cost_of_an_arch_file(capsys, tmp_path):
+    net = joint.searchable(joint.models.resnet8(), joint.SearchSpace(), torch.rand(1, 3, 32, 32))
+    random_assignment(net, seed=7)
+    arch = net.arch()
+    arch.save(tmp_path / "a.json")
+    code, out, _ = run(capsys, "cost", "--arch", str(tmp_path / "a.json"), "--cost", "mpic")
+    assert code == 0 and f"mpic: {arch.cost('mpic'):,.2f} cycles" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["cost", "resnet8", "--cost", "latency"], "error: unknown cost model 'latency'; allowed: bitops, mpic, ne16, size"),
+    (["cost", "resnet8", "--wbits", "-1"], "error: weight_bits must contain distinct integers in 0..16; got -1"),
+    (["cost", "resnet8", "--abits", "0"], "error: act_bits must not contain 0"),
+    (["cost", "--arch", "missing.json"], "error: [Errno 2] No such file or directory: 'missing.json'"),
+])
+def test_bad_input_is_one_line(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.startswith(message) and err.count("\n") == 1
+
+
+def test_module_entry_point():
+    done = subprocess.run([sys.executable, "-m", "joint", "cost", "dscnn", "--cost", "size"], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip() == "dscnn w8a8 size: 176,128.00 bits (22.016 kB)"
