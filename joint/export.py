@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import fx, nn
 
-from .quant import ActivationQuantizer, weight_scales
+from .quant import ActivationQuantizer
 from .search import SearchableNet
 
 
@@ -32,14 +32,14 @@ def export(net: SearchableNet) -> fx.GraphModule:
     net.eval()
     modules: dict[str, nn.Module] = {}
     with torch.no_grad():
-        net.thetas()
+        net._sample()
         alive = {g: _keep(arch.layers[grp.layers[0]].weight_bits) if grp.prunable else None
                  for g, grp in net.groups.items()}
         for name, wire in net.wiring.items():
             layer = net.layer(name)
-            weight, bias = layer.effective_params()
+            weight, bias, scale = layer.effective_params()
             bits = torch.tensor(arch.layers[name].weight_bits)
-            scale = (layer.theta.to(weight.dtype) * weight_scales(layer.weight, layer.grid)).sum(0).expand(len(bits))
+            scale = scale.expand(len(bits))
             out_keep = alive[wire.group]
             in_keep = _input_keep(net, name, alive)
             if out_keep is not None:
@@ -51,10 +51,9 @@ def export(net: SearchableNet) -> fx.GraphModule:
             modules[name].register_buffer("weight_bits", bits)
             modules[name].register_buffer("weight_scale", scale.clone())
         for key, signed in net.act_signed.items():
-            quant = net.act(key)
-            index = arch.activations[key]
-            i = net.space.act_bits.index(index)
-            modules[f"acts.{key}"] = ActivationQuantizer((index,), signed, float(quant.clip[i]))
+            bits = arch.activations[key]
+            clip = float(net.act(key).clip[net.space.act_bits.index(bits)])
+            modules[f"acts.{key}"] = ActivationQuantizer((bits,), signed, clip)
     net.train(was_training)
     for node in net.body.graph.nodes:
         if node.op == "call_module" and node.target not in modules:

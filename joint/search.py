@@ -1,7 +1,6 @@
 """The relaxation: precision logits, softmax/Gumbel/hard sampling, temperature, freezing, searchable layers."""
 from __future__ import annotations
 
-
 from dataclasses import dataclass, field
 
 import torch
@@ -102,8 +101,8 @@ class SearchableLayer(nn.Module):
         self.theta: Tensor | None = None
         self.in_scale: Tensor | None = None
 
-    def effective_params(self) -> tuple[Tensor, Tensor | None]:
-        """Fake-quantized weight and bias under the current theta; a 0-bit channel is exactly zero."""
+    def effective_params(self) -> tuple[Tensor, Tensor | None, Tensor]:
+        """Fake-quantized weight, bias and per-channel weight scale under the current theta (0 bits: exact zeros)."""
         weight, w_scale = mix_weights(self.weight, self.theta, self.grid)
         bias = self.bias
         if bias is not None:
@@ -111,10 +110,10 @@ class SearchableLayer(nn.Module):
                 bias = quantize_bias(bias, self.in_scale * w_scale)
             if self.zero_index is not None:
                 bias = bias * (1 - self.theta[self.zero_index])
-        return weight, bias
+        return weight, bias, w_scale
 
     def forward(self, x: Tensor) -> Tensor:
-        weight, bias = self.effective_params()
+        weight, bias, _ = self.effective_params()
         if self.conv is None:
             return F.linear(x, weight, bias)
         return F.conv2d(x, weight, bias, **self.conv)

@@ -66,7 +66,7 @@ def test_soft_bias_is_gated_by_the_pruning_probability():
         net.layer("s1.c1").bias = torch.nn.Parameter(torch.full((16,), 2.0))
     net.train()
     net(torch.rand(1, 3, 32, 32))
-    _, bias = net.layer("s1.c1").effective_params()
+    _, bias, _ = net.layer("s1.c1").effective_params()
     theta0 = net.layer("s1.c1").theta[0]
     assert torch.allclose(bias.abs(), 2.0 * (1 - theta0), rtol=1e-2)
     assert bias.abs().max() < 2.0 * 0.019
