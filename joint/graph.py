@@ -16,8 +16,8 @@ from .search import Group, LayerWiring, SearchableLayer, SearchableNet, SearchSp
 
 ELEMENTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Dropout, nn.Dropout2d, nn.MaxPool2d, nn.AvgPool2d,
                        nn.AdaptiveAvgPool2d, nn.Identity, nn.Flatten)
-ELEMENTWISE_FUNCTIONS = {F.relu, torch.relu, F.relu6, F.hardtanh, F.dropout, F.max_pool2d, F.avg_pool2d,
-                         F.adaptive_avg_pool2d, torch.flatten}
+ELEMENTWISE_FUNCTIONS = {F.relu, torch.relu, F.relu6, F.dropout, F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d,
+                         torch.flatten}
 ELEMENTWISE_METHODS = {"relu", "flatten", "view", "reshape", "contiguous"}
 ADDS = {operator.add, torch.add}
 RECTIFIER_MODULES = (nn.ReLU, nn.ReLU6)
@@ -43,9 +43,12 @@ def _is_add(node: fx.Node) -> bool:
 
 
 def _is_elementwise(gm: fx.GraphModule, node: fx.Node) -> bool:
-    """Ops that keep the channel identity of their input (activation, pooling, dropout, flatten)."""
+    """Ops that keep the channel identity of their input and map 0 to 0 (so a pruned channel stays silent)."""
     if node.op == "call_module":
-        return isinstance(_module(gm, node), ELEMENTWISE_MODULES)
+        m = _module(gm, node)
+        if isinstance(m, nn.Hardtanh) and not m.min_val <= 0 <= m.max_val:
+            return False
+        return isinstance(m, ELEMENTWISE_MODULES)
     if node.op == "call_function":
         return node.target in ELEMENTWISE_FUNCTIONS
     return node.op == "call_method" and node.target in ELEMENTWISE_METHODS
@@ -103,7 +106,11 @@ def layer_shape(gm: fx.GraphModule, node: fx.Node) -> LayerShape:
     m = _module(gm, node)
     out = _shape(node)
     if isinstance(m, nn.Linear):
+        if len(out) != 2:
+            raise ConversionError(f"{_describe(node)}: Linear layers must take (batch, features) inputs")
         return LayerShape(node.target, "linear", m.in_features, m.out_features, bias=m.bias is not None)
+    if m.padding_mode != "zeros":
+        raise ConversionError(f"{_describe(node)}: padding_mode {m.padding_mode!r} is not supported (only 'zeros')")
     if m.groups == 1:
         kind = "conv"
     elif m.groups == m.in_channels == m.out_channels:
@@ -231,7 +238,11 @@ def _output_side(gm: fx.GraphModule) -> set[fx.Node]:
 
 
 def searchable(model: nn.Module, space: SearchSpace, example_input: Tensor) -> SearchableNet:
-    """Convert a trained float model into a SearchableNet for `space`; `model` itself is left untouched."""
+    """Convert a trained float model into a SearchableNet for `space`; `model` itself is left untouched.
+
+    `example_input` should be real data: the input quantizer is signed if it holds negative values, and its
+    clip starts at its largest magnitude.
+    """
     if not isinstance(space, SearchSpace):
         raise ValueError(f"space must be a joint.SearchSpace; got {type(space).__name__}")
     gm = trace(model, example_input)
@@ -285,7 +296,7 @@ def _insert_quantizers(gm: fx.GraphModule, space: SearchSpace, example_input: Te
     signed_of: dict[str, bool] = {}
     for node in list(gm.graph.nodes):
         is_input = node.op == "placeholder"
-        if not (is_input or _is_layer(gm, node) or _is_add(node)) or node in side:
+        if not (is_input or _is_layer(gm, node) or _is_add(node)) or (node in side and not is_input):
             continue
         if is_input:
             signed = bool((example_input < 0).any())

@@ -1,40 +1,35 @@
 """Fake quantizers with straight-through gradients: per-channel weights, PACT activations, bias."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
 
 def weight_grid(bits: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
-    """Constants of the weight grid per precision, rows: 2^p-1, 1/(2^p-1), lowest code, highest code (0 at p=0)."""
+    """Constants of the weight grid per precision, rows: max(2^p-1, 1), p > 0, lowest code, highest code."""
     bits = bits.to(torch.float64)
-    levels = 2.0**bits - 1
-    inverse = torch.where(bits == 0, 0.0, 1 / levels.clamp_min(1))
-    lo = torch.where(bits == 0, 0.0, -(2.0 ** (bits - 1)))
-    hi = torch.where(bits == 0, 0.0, 2.0 ** (bits - 1) - 1)
-    return torch.stack([levels, inverse, lo, hi]).to(dtype)
-
-
-def weight_scales(w: Tensor, grid: Tensor) -> Tensor:
-    """Per-channel scale 2m/(2^p-1), m = max|W_c|, for each precision p (rows) and channel (columns); 0 at p=0."""
-    m = w.detach().abs().flatten(1).amax(dim=1)
-    return grid[1][:, None] * (2 * torch.where(m == 0, 1.0, m))[None, :]
+    nonzero = (bits > 0).to(torch.float64)
+    levels = (2.0**bits - 1).clamp_min(1)
+    lo = -(2.0 ** (bits - 1)).floor() * nonzero
+    hi = (2.0 ** (bits - 1) - 1).clamp_min(0) * nonzero
+    return torch.stack([levels, nonzero, lo, hi]).to(dtype)
 
 
 def quantize_weight_stack(w: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
     """Dequantized weights at every precision at once, shape (precisions, *w.shape), and their scales.
 
-    Symmetric per-output-channel min-max grid (scale 2m/(2^p-1)) clamped to [-2^(p-1), 2^(p-1)-1];
-    precision 0 gives exact zeros. No gradient: callers attach the straight-through path.
+    Symmetric per-output-channel min-max grid (scale 2m/(2^p-1), m = max|W_c|, 1 if 0) clamped to
+    [-2^(p-1), 2^(p-1)-1]; precision 0 gives exact zeros and scale 0. No gradient: callers attach the
+    straight-through path.
     """
     m = w.detach().abs().flatten(1).amax(dim=1)
-    double_range = 2 * torch.where(m == 0, 1.0, m)
-    scale = grid[1][:, None] * double_range[None, :]
+    scale = (2 * torch.where(m == 0, 1.0, m))[None, :] / grid[0][:, None]
     view = scale.shape + (1,) * (w.dim() - 1)
     bound = (grid.shape[1],) + (1,) * w.dim()
-    codes = w.detach()[None] * (grid[0][:, None] / double_range[None, :]).view(view)
-    codes = torch.clamp(torch.round(codes), grid[2].view(bound), grid[3].view(bound))
-    return codes * scale.view(view), scale
+    codes = torch.clamp(torch.round(w.detach()[None] / scale.view(view)), grid[2].view(bound), grid[3].view(bound))
+    return codes * scale.view(view), scale * grid[1][:, None]
 
 
 def mix_weights(w: Tensor, theta: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
@@ -80,7 +75,8 @@ class _Pact(torch.autograd.Function):
         if lo < 0:
             grad_clip = torch.dot((grad - grad_x).flatten(), x.sign().flatten())
         else:
-            grad_clip = torch.ops.aten.threshold_backward(grad, x, c).sum()
+            just_below = torch.nextafter(torch.tensor(c, dtype=x.dtype), torch.tensor(-math.inf, dtype=x.dtype))
+            grad_clip = torch.ops.aten.threshold_backward(grad, x, just_below.item()).sum()  # x >= clip
         return grad_x, grad_clip.to(grad.dtype).reshape(()), None, None
 
 

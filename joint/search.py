@@ -252,7 +252,11 @@ class SearchableNet(nn.Module):
 
     # -- cost and result ------------------------------------------------------------------------------
     def cost(self, name: str = "size") -> Tensor:
-        """Differentiable expected cost of the network under the cost model `name` (float64 scalar)."""
+        """Differentiable expected cost of the network under the cost model `name` (float64 scalar).
+
+        It uses the theta of the last forward (the same Gumbel sample), so backpropagate task loss and
+        cost together, in one backward per step.
+        """
         fn = cost_models.get(name)
         thetas, act_thetas = self.thetas()
         counts, alive = {}, {}
@@ -275,7 +279,7 @@ class SearchableNet(nn.Module):
         with torch.no_grad():
             bits = {}
             for g, grp in self.groups.items():
-                index = hard_choice(torch.softmax(self.logits[g], 0), grp.zero_index)
+                index = hard_choice(torch.softmax(self.logits[g] / self.temperature, 0), grp.zero_index)
                 bits[g] = [grp.bits[i] for i in index.expand(grp.channels).tolist()]
             acts = {}
             for key in self.act_signed:

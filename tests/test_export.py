@@ -65,3 +65,15 @@ def test_export_of_a_fresh_net_keeps_every_channel():
     with torch.no_grad():
         assert torch.allclose(small(x), net(x), atol=1e-5)
         assert torch.allclose(small(x), model(x), atol=0.05 * model(x).abs().max().item())
+
+
+def test_keep_alive_choice_is_the_same_in_eval_arch_and_export_at_low_temperature():
+    net, x = searched("resnet8", 6)
+    with torch.no_grad():
+        alpha = net.logits["s1_c1"]
+        alpha.copy_(torch.randn(alpha.shape, generator=torch.Generator().manual_seed(0), dtype=alpha.dtype))
+        alpha[0] = alpha.max() + 1 + torch.rand(alpha.shape[1], dtype=alpha.dtype)  # every channel argmaxes to 0
+    net.set_temperature(0.1)
+    assert net.arch().layers["s1.c1"].alive == 1
+    with torch.no_grad():
+        assert (joint.export(net)(x) - net.eval()(x)).abs().max().item() <= 1e-5

@@ -96,3 +96,40 @@ def test_unsupported_node_is_named(model, node):
 def test_rejected_input_shape_is_one_clear_error():
     with pytest.raises(ValueError, match=r"example_input of shape \(1, 1, 32, 32\) is rejected by the model"):
         joint.searchable(joint.models.resnet8(), joint.SearchSpace(), torch.rand(1, 1, 32, 32))
+
+
+class InputResidual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 3, 3, padding=1), nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.c2(torch.relu(self.c1(x)))
+
+
+def test_input_is_quantized_even_when_it_reaches_the_output_through_an_add():
+    net = joint.searchable(InputResidual(), joint.SearchSpace(), torch.rand(1, 3, 8, 8))
+    assert net.wiring["c1"].input_act == "x"
+    assert not any(g.prunable for g in net.groups.values() if "c2" in g.layers)
+    assert net.arch().cost("mpic") > 0
+
+
+class Odd(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.conv = nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect" if kind == "reflect" else "zeros")
+        self.act = nn.Hardtanh(0.1, 6.0) if kind == "hardtanh" else nn.ReLU()
+        self.fc = nn.Linear(8 if kind == "linear4d" else 4, 2)
+
+    def forward(self, x):
+        y = self.act(self.conv(x))
+        return self.fc(y) if self.kind == "linear4d" else self.fc(torch.flatten(y.mean((2, 3), keepdim=True), 1))
+
+
+@pytest.mark.parametrize("kind,message", [("reflect", "node 'conv'.*padding_mode 'reflect'"),
+                                          ("hardtanh", "node 'act'"),
+                                          ("linear4d", "node 'fc'.*Linear layers must take")])
+def test_constructs_that_would_break_exact_pruning_are_rejected(kind, message):
+    with pytest.raises(ConversionError, match=message):
+        joint.searchable(Odd(kind), joint.SearchSpace(), torch.rand(1, 3, 8, 8))

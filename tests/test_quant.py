@@ -15,14 +15,13 @@ def test_two_bit_grid_is_clamped_at_both_ends():
     assert q[0, 0].tolist() == pytest.approx([-4 / 3, -2 / 3, 0.0, 2 / 3])
 
 
-def test_eight_bit_lower_clamp():
-    w = torch.tensor([[-1.0, 1.0]])  # scale 2/255: -1 -> round(-127.5) = -128 (half to even), kept
-    q, _ = quantize_weight_stack(w, grid(8))
-    assert q[0, 0].tolist() == pytest.approx([-128 * 2 / 255, 127 * 2 / 255])
-    w = torch.tensor([[-1.0, 0.3]])
-    q4, s4 = quantize_weight_stack(w, grid(4))  # scale 2/15: -1 -> -7.5 -> -8 (even), bounded by -8
-    assert q4[0, 0, 0].item() == pytest.approx(-8 * 2 / 15)
-    assert s4.item() == pytest.approx(2 / 15)
+def test_eight_and_four_bit_codes():
+    w = torch.tensor([[-1.0, 0.5, 1.0]])  # scale 2/255; +m would round to 128 and is clamped to 127
+    q, scale = quantize_weight_stack(w, grid(8))
+    assert scale.item() == pytest.approx(2 / 255)
+    assert (q[0, 0] / scale[0, 0]).round().tolist() == [-127.0, 64.0, 127.0]
+    q4, s4 = quantize_weight_stack(torch.tensor([[-0.3, 1.0]]), grid(4))  # scale 2/15: 1.0 -> 7.5 -> 7
+    assert (q4[0, 0] / s4[0, 0]).round().tolist() == [-2.0, 7.0]
 
 
 def test_zero_bits_give_exact_zeros_and_zero_scale():
@@ -91,3 +90,10 @@ def test_mixed_activation_quantizer_is_theta_weighted():
     expected = 0.25 * pact(x, torch.tensor(3.0), 2) + 0.75 * pact(x, torch.tensor(3.0), 8)
     assert torch.allclose(quant(x), expected)
     assert quant.scale().item() == pytest.approx(0.25 * 1.0 + 0.75 * 3 / 255)
+
+
+def test_pact_clip_gets_the_gradient_of_values_exactly_at_the_clip():
+    x = torch.tensor([1.0, 0.5], requires_grad=True)
+    clip = torch.tensor(1.0, requires_grad=True)
+    pact(x, clip, 8).backward(torch.tensor([2.0, 3.0]))
+    assert clip.grad.item() == 2.0 and x.grad.tolist() == [0.0, 3.0]
