@@ -93,6 +93,11 @@ def resnet8(num_classes: int = 10) -> nn.Module:
     return ResNet8(3, num_classes)
 
 
+def resnet8_digits(num_classes: int = 10) -> nn.Module:
+    """ResNet-8 topology for the 1x8x8 digits: the stages of resnet8 with one input channel (8x8, 4x4, 2x2)."""
+    return ResNet8(1, num_classes, pool=2)
+
+
 def dscnn(num_classes: int = 12) -> nn.Module:
     """DS-CNN for 1x49x10 MFCC inputs: 23,756 parameters."""
     return DSCNN(num_classes)
@@ -111,6 +116,7 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "resnet8": (resnet8, (3, 32, 32)),
     "dscnn": (dscnn, (1, 49, 10)),
     "resnet18_tiny": (resnet18_tiny, (3, 64, 64)),
+    "resnet8_digits": (resnet8_digits, (1, 8, 8)),
 }
 
 

@@ -1,0 +1,38 @@
+"""Benchmarks: one module per dataset, each giving train/val/test splits and the model the paper uses on it."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+
+@dataclass
+class Benchmark:
+    """The three splits of a dataset, its input shape, and the float model searched on it."""
+
+    name: str
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    input_shape: tuple[int, ...]
+    num_classes: int
+    model: Callable[[], nn.Module]
+    class_weights: torch.Tensor | None = field(default=None, repr=False)
+
+
+def _digits(root: str, download: bool) -> Benchmark:
+    from . import digits
+    return digits.load()
+
+
+LOADERS: dict[str, Callable[[str, bool], Benchmark]] = {"digits": _digits}
+
+
+def load(name: str, root: str = "data", download: bool = True) -> Benchmark:
+    """The benchmark `name`, read from (or downloaded into) `root`."""
+    if name not in LOADERS:
+        raise ValueError(f"unknown benchmark {name!r}; allowed: {', '.join(sorted(LOADERS))}")
+    return LOADERS[name](root, download)

@@ -1,0 +1,179 @@
+"""One training loop for every phase (warm-up, search, fine-tune): early stopping, checkpoints, timing, progress."""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .cost import regularizer
+from .search import SearchableNet
+
+SELECTIONS = ("accuracy", "loss")
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """Hyper-parameters of one phase; the defaults are the paper's CIFAR-10 settings."""
+
+    epochs: int
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_decay: float = 0.99  # per-epoch factor of the learning rate (LambdaLR 0.99^epoch)
+    patience: int = 50  # epochs without improvement before stopping early
+    min_epochs: int = 20  # checkpoint selection and early stopping start after this many epochs
+    arch_lr: float = 1e-2  # precision logits: SGD with momentum (search phase only)
+    arch_momentum: float = 0.9
+    temperature_decay: float = 0.045  # T = exp(-decay * epoch) during the search
+    lam_ramp: bool = False  # lambda from 1 % to 100 % over the first half of the search
+    selection: str = "accuracy"  # best validation accuracy, or lowest validation loss (+ lambda * cost)
+
+    def __post_init__(self):
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}; got {self.selection!r}")
+        if not (isinstance(self.epochs, int) and self.epochs >= 1):
+            raise ValueError(f"epochs must be an integer >= 1; got {self.epochs!r}")
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """What the search adds to the task loss: lam * cost(name) / reference (reference: the all-8-bit cost)."""
+
+    lam: float
+    cost: str
+    reference: float
+
+    def __call__(self, net: SearchableNet, lam: float) -> torch.Tensor:
+        return regularizer(net.cost(self.cost) / self.reference, lam)
+
+
+@dataclass
+class PhaseResult:
+    """How a phase went: epochs run, wall-clock seconds, and the best validation metrics."""
+
+    epochs: int
+    seconds: float
+    best_epoch: int
+    val_accuracy: float
+    val_loss: float
+
+
+def ramped_lambda(lam: float, epoch: int, epochs: int) -> float:
+    """Linear ramp from lam/100 to lam over the first half of the epochs (the paper scripts' option)."""
+    half = max(epochs // 2, 1)
+    return min(lam / 100 + epoch * 0.99 * lam / half, lam)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256,
+             class_weights: torch.Tensor | None = None) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy of `model` in eval mode (the argmax architecture for a SearchableNet)."""
+    model.eval()
+    correct, loss, count = 0, 0.0, 0
+    for x, y in DataLoader(data, batch_size=batch_size):
+        out = model(x)
+        loss += F.cross_entropy(out, y, weight=class_weights, reduction="sum").item()
+        correct += (out.argmax(1) == y).sum().item()
+        count += len(y)
+    return correct / count, loss / count
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weights decay; PACT clips do not; precision logits are left out (their own optimiser)."""
+    arch = {id(p) for p in model.arch_parameters()} if isinstance(model, SearchableNet) else set()
+    decay, clips = [], []
+    for name, p in model.named_parameters():
+        if id(p) in arch or not p.requires_grad:
+            continue
+        (clips if name.endswith(".clip") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": clips, "weight_decay": 0.0}]
+
+
+def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Dataset, *, batch_size: int,
+                seed: int, penalty: Penalty | None = None, class_weights: torch.Tensor | None = None,
+                checkpoint: Path | None = None, desc: str = "train", progress: bool = True) -> PhaseResult:
+    """Train `model` for one phase and restore its best-validation state.
+
+    With a `penalty` the precision logits are searched too; `checkpoint` (a file) makes the phase resumable
+    from its last finished epoch, with the same result as an uninterrupted run.
+    """
+    search = penalty is not None
+    opt = torch.optim.Adam(_param_groups(model, config.weight_decay), lr=config.lr)
+    optimizers = [opt]
+    if search:
+        optimizers.append(torch.optim.SGD(model.arch_parameters(), lr=config.arch_lr, momentum=config.arch_momentum))
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda e: config.lr_decay**e) for o in optimizers]
+    state = {"epoch": 0, "best": None, "best_metric": -math.inf, "best_epoch": 0, "best_val": (0.0, math.inf),
+             "bad_epochs": 0, "seconds": 0.0, "done": False}
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(saved["model"])
+        for o, s in zip(optimizers, saved["optimizers"]):
+            o.load_state_dict(s)
+        for sch, s in zip(schedulers, saved["schedulers"]):
+            sch.load_state_dict(s)
+        state = saved["state"]
+    shuffle = torch.Generator()
+    loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=shuffle)
+    bar = tqdm(total=config.epochs, initial=state["epoch"], desc=desc, disable=not progress, leave=False)
+    epoch = state["epoch"]
+    while not state["done"]:
+        started = time.perf_counter()
+        torch.manual_seed(seed * 100_003 + epoch)
+        shuffle.manual_seed(seed * 100_019 + epoch)
+        lam = 0.0
+        if search:
+            model.set_temperature(math.exp(-config.temperature_decay * epoch))
+            lam = ramped_lambda(penalty.lam, epoch, config.epochs) if config.lam_ramp else penalty.lam
+        model.train()
+        for x, y in loader:
+            loss = F.cross_entropy(model(x), y, weight=class_weights)
+            if search:
+                loss = loss + penalty(model, lam)
+            for o in optimizers:
+                o.zero_grad(set_to_none=True)
+            loss.backward()
+            for o in optimizers:
+                o.step()
+        for sch in schedulers:
+            sch.step()
+        val_acc, val_loss = evaluate(model, val, class_weights=class_weights)
+        cost = None
+        if search:
+            with torch.no_grad():
+                cost = model.cost(penalty.cost).item()
+            val_loss += lam * cost / penalty.reference
+        epoch += 1
+        metric = val_acc if config.selection == "accuracy" else -val_loss
+        eligible = epoch >= min(config.min_epochs, config.epochs)
+        if eligible and metric > state["best_metric"]:
+            state.update(best=copy.deepcopy(model.state_dict()), best_metric=metric, best_epoch=epoch,
+                         best_val=(val_acc, val_loss), bad_epochs=0)
+        elif eligible:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch
+        state["seconds"] += time.perf_counter() - started
+        early = epoch >= config.min_epochs and state["bad_epochs"] >= config.patience
+        state["done"] = early or epoch >= config.epochs
+        if checkpoint is not None:
+            _atomic_save({"model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+                          "schedulers": [s.state_dict() for s in schedulers], "state": state}, checkpoint)
+        bar.update(1)
+        bar.set_postfix(loss=f"{val_loss:.3f}", acc=f"{val_acc:.3f}", **({"cost": f"{cost:.4g}"} if search else {}))
+    bar.close()
+    model.load_state_dict(state["best"])
+    return PhaseResult(epoch, state["seconds"], state["best_epoch"], *state["best_val"])

@@ -1,0 +1,78 @@
+import math
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+import joint
+from joint import train
+from joint.train import Penalty, PhaseConfig, ramped_lambda, train_phase
+
+
+def tiny_data(n=96):
+    bench = joint.data.load("digits")
+    x, y = bench.train.tensors
+    return TensorDataset(x[:n], y[:n]), TensorDataset(x[n:2 * n], y[n:2 * n])
+
+
+def test_lambda_ramp_from_one_percent_to_full_over_half_the_epochs():
+    assert [round(ramped_lambda(1.0, e, 10), 3) for e in (0, 2, 4, 5, 9)] == [0.01, 0.406, 0.802, 1.0, 1.0]
+
+
+def test_interrupted_phase_resumes_to_the_same_state(tmp_path, monkeypatch):
+    data = tiny_data()
+    config = PhaseConfig(4, min_epochs=1, patience=10)
+
+    def fresh():
+        torch.manual_seed(0)
+        return joint.models.resnet8_digits()
+
+    reference = fresh()
+    train_phase(reference, config, *data, batch_size=32, seed=3, progress=False)
+
+    calls = {"n": 0}
+    real_evaluate = train.evaluate
+
+    def crash_on_third_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", crash_on_third_epoch)
+    model = fresh()
+    with pytest.raises(KeyboardInterrupt):
+        train_phase(model, config, *data, batch_size=32, seed=3, checkpoint=tmp_path / "c.pt", progress=False)
+    monkeypatch.setattr(train, "evaluate", real_evaluate)
+    model = fresh()
+    result = train_phase(model, config, *data, batch_size=32, seed=3, checkpoint=tmp_path / "c.pt", progress=False)
+    assert result.epochs == 4
+    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_early_stopping_after_patience_and_best_state_restored():
+    data = tiny_data()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))  # lr 0: the metric never improves
+    result = train_phase(model, PhaseConfig(10, lr=0.0, weight_decay=0.0, min_epochs=2, patience=2), *data,
+                         batch_size=32, seed=0, progress=False)
+    assert (result.epochs, result.best_epoch) == (4, 2)
+
+
+def test_search_phase_moves_the_logits_and_anneals_the_temperature():
+    data = tiny_data()
+    torch.manual_seed(0)
+    net = joint.searchable(joint.models.resnet8_digits(), joint.SearchSpace(), data[0].tensors[0][:32])
+    net.train().set_temperature(math.exp(-0.5 * 2))
+    soft_before = net.cost("size").item()
+    config = PhaseConfig(3, arch_lr=0.5, min_epochs=1, temperature_decay=0.5)
+    train_phase(net, config, *data, batch_size=32, seed=0, penalty=Penalty(5.0, "size", 616_576.0), progress=False)
+    assert net.temperature == pytest.approx(math.exp(-0.5 * 2))
+    assert net.train().cost("size").item() < 0.95 * soft_before
+
+
+def test_bad_phase_config():
+    with pytest.raises(ValueError, match="selection must be one of accuracy, loss; got 'f1'"):
+        PhaseConfig(3, selection="f1")
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1; got 0"):
+        PhaseConfig(0)
