@@ -1,0 +1,268 @@
+"""Experiments: RunConfig, profiles, run() and sweep(), and the store of run records (one JSON per run)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from . import cost as cost_models
+from . import data as datasets
+from . import methods
+from .graph import describe, searchable
+from .search import SearchSpace
+from .train import Penalty, PhaseConfig, evaluate, train_phase
+
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ("00_tour", "01_size_pareto")
+
+
+def project_path(path: str | Path) -> Path:
+    """`path` itself if absolute, else relative to the repository root (so notebooks find results from any cwd)."""
+    path = Path(path)
+    return path if path.is_absolute() else ROOT / path
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much compute a reproduction spends: epochs and hyper-parameters per phase, the lambda grid."""
+
+    name: str
+    description: str
+    benchmarks: tuple[str, ...]
+    batch_size: int
+    warmup: PhaseConfig
+    search: PhaseConfig
+    finetune: PhaseConfig
+    lambdas: tuple[float, ...]  # lambda grid of every searched method, on the cost normalised by its w8a8 value
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        "smoke", "seconds: CI and the notebooks' default parameters", ("digits",), 64,
+        PhaseConfig(3, lr=3e-3, min_epochs=1, patience=3),
+        PhaseConfig(2, lr=1e-3, arch_lr=0.1, min_epochs=1, patience=2, temperature_decay=0.5),
+        PhaseConfig(2, lr=1e-3, min_epochs=1, patience=2),
+        (0.5, 5.0)),
+    "quick": Profile(
+        "quick", "offline digits benchmark, every analysis in minutes on 2 CPU cores", ("digits",), 64,
+        PhaseConfig(60, lr=3e-3, min_epochs=20, patience=15),
+        PhaseConfig(40, lr=1e-3, arch_lr=0.1, min_epochs=30, patience=40, temperature_decay=0.1),
+        PhaseConfig(20, lr=1e-3, min_epochs=10, patience=10),
+        (0.05, 0.2, 0.5, 0.7, 1.0, 2.0, 5.0, 10.0)),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The profile `name`, or a one-line error listing the known ones."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run = one Pareto point: a method on a benchmark, at one lambda and cost model, with one seed."""
+
+    benchmark: str
+    method: str
+    lam: float = 0.0
+    cost: str = "size"
+    profile: str = "quick"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.benchmark not in datasets.LOADERS:
+            raise ValueError(f"unknown benchmark {self.benchmark!r}; allowed: {', '.join(sorted(datasets.LOADERS))}")
+        method = methods.get(self.method)
+        get_profile(self.profile)
+        cost_models.get(self.cost)
+        if isinstance(self.lam, bool) or not isinstance(self.lam, (int, float)) or not 0 <= self.lam < math.inf:
+            raise ValueError(f"lam must be a finite number >= 0; got {self.lam!r}")
+        if self.lam and not method.search:
+            raise ValueError(f"lam must be 0 for method {self.method!r}, which does not search; got {self.lam!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0; got {self.seed!r}")
+        object.__setattr__(self, "lam", float(self.lam))
+
+    def key(self) -> str:
+        """Stable name of the run's record: a hash of every field."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Store:
+    """Where records (results/<profile>/runs/<key>.json) and resumable checkpoints (a git-ignored cache) live."""
+
+    results: Path = Path("results")
+    cache: Path = Path(".cache")
+    progress: bool = True
+    data_root: Path = Path("data")
+    _benchmarks: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.results, self.cache, self.data_root = Path(self.results), Path(self.cache), Path(self.data_root)
+
+    def record_path(self, config: RunConfig) -> Path:
+        return self.results / config.profile / "runs" / f"{config.key()}.json"
+
+    def checkpoint(self, config: RunConfig, phase: str) -> Path:
+        path = self.cache / config.profile / "checkpoints" / f"{config.key()}-{phase}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def benchmark(self, name: str) -> datasets.Benchmark:
+        if name not in self._benchmarks:
+            self._benchmarks[name] = datasets.load(name, str(self.data_root))
+        return self._benchmarks[name]
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write atomically: a reader sees the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _phase_record(result) -> dict:
+    return {"epochs": result.epochs, "seconds": result.seconds, "best_epoch": result.best_epoch,
+            "val_accuracy": result.val_accuracy}
+
+
+def warmup(benchmark: str, profile: str, seed: int, store: Store) -> tuple[torch.nn.Module, dict]:
+    """The float model trained once per benchmark, profile and seed, cached and shared by every method and lambda."""
+    prof = get_profile(profile)
+    bench = store.benchmark(benchmark)
+    torch.manual_seed(seed)
+    model = bench.model()
+    fingerprint = hashlib.sha256(repr((prof.warmup, prof.batch_size)).encode()).hexdigest()[:8]
+    done = store.cache / profile / "warmup" / f"{benchmark}-seed{seed}-{fingerprint}.pt"
+    if done.exists():
+        saved = torch.load(done, weights_only=False)
+        model.load_state_dict(saved["model"])
+        return model.eval(), saved["phase"]
+    done.parent.mkdir(parents=True, exist_ok=True)
+    result = train_phase(model, prof.warmup, bench.train, bench.val, batch_size=prof.batch_size, seed=seed,
+                         class_weights=bench.class_weights, checkpoint=done.with_suffix(".resume.pt"),
+                         desc=f"{benchmark} warm-up", progress=store.progress)
+    phase = _phase_record(result)
+    torch.save({"model": model.state_dict(), "phase": phase}, done.with_suffix(".tmp"))
+    os.replace(done.with_suffix(".tmp"), done)
+    done.with_suffix(".resume.pt").unlink(missing_ok=True)
+    return model.eval(), phase
+
+
+def run(config: RunConfig, store: Store | None = None) -> dict:
+    """The record of `config`: read from the store if the run finished before, else trained, measured and written."""
+    store = store or Store()
+    path = store.record_path(config)
+    if path.exists():
+        return json.loads(path.read_text())
+    prof, method = get_profile(config.profile), methods.get(config.method)
+    bench = store.benchmark(config.benchmark)
+    warm, warm_phase = warmup(config.benchmark, config.profile, config.seed, store)
+    example = torch.stack([bench.train[i][0] for i in range(min(64, len(bench.train)))])
+    record = {"key": config.key(), "config": asdict(config), "phases": {"warmup": {**warm_phase, "shared": True}}}
+    if method.space is None:
+        record["space"] = None
+        record["arch"] = None
+        test_acc, _ = evaluate(warm, bench.test, class_weights=bench.class_weights)
+        val_acc, _ = evaluate(warm, bench.val, class_weights=bench.class_weights)
+        weights = sum(layer.weights for layer in describe(warm, example[:1]))
+        record["metrics"] = {"test_accuracy": test_acc, "val_accuracy": val_acc, "size_kb": weights * 32 / 8000,
+                             "bitops": None, "mpic_cycles": None, "ne16_cycles": None, "pruned_fraction": 0.0}
+    else:
+        quantized = _run_quantized(config, prof, method.space, method.phases, warm, example, bench, store)
+        record["phases"].update(quantized.pop("phases"))
+        record.update(quantized)
+    record["versions"] = {"joint": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    write_json(path, record)
+    for phase in ("search", "finetune"):
+        store.checkpoint(config, phase).unlink(missing_ok=True)
+    return record
+
+
+def _run_quantized(config: RunConfig, prof: Profile, space: SearchSpace, phases: tuple[str, ...],
+                   warm: torch.nn.Module, example: torch.Tensor, bench: datasets.Benchmark, store: Store) -> dict:
+    net = searchable(warm, space, example)
+    reference = searchable(warm, SearchSpace((8,), (8,)), example).arch().cost(config.cost)
+    common = dict(batch_size=prof.batch_size, seed=config.seed, class_weights=bench.class_weights,
+                  progress=store.progress)
+    out = {"space": asdict(space), "phases": {}}
+    for phase in phases:
+        if phase == "search":
+            result = train_phase(net, prof.search, bench.train, bench.val, penalty=Penalty(config.lam, config.cost,
+                                 reference), checkpoint=store.checkpoint(config, "search"),
+                                 desc=f"{config.method} search lam={config.lam:g}", **common)
+        else:
+            net.freeze()
+            result = train_phase(net, prof.finetune, bench.train, bench.val,
+                                 checkpoint=store.checkpoint(config, "finetune"),
+                                 desc=f"{config.method} fine-tune", **common)
+        out["phases"][phase] = _phase_record(result)
+    arch = net.arch()
+    test_acc, _ = evaluate(net, bench.test, class_weights=bench.class_weights)
+    val_acc, _ = evaluate(net, bench.val, class_weights=bench.class_weights)
+    out["metrics"] = {"test_accuracy": test_acc, "val_accuracy": val_acc, "size_kb": arch.size_kb(),
+                      "bitops": arch.cost("bitops"), "mpic_cycles": arch.cost("mpic"), "ne16_cycles": arch.cost("ne16"),
+                      "pruned_fraction": arch.pruned_fraction(), "cost_reference": reference}
+    out["arch"] = arch.to_dict()
+    return out
+
+
+def sweep(configs: list[RunConfig], store: Store | None = None) -> list[dict]:
+    """Records of every config; only the runs not recorded yet are trained (a killed sweep resumes)."""
+    store = store or Store()
+    pending = [c for c in configs if not store.record_path(c).exists()]
+    bar = tqdm(total=len(configs), initial=len(configs) - len(pending), desc="runs", disable=not store.progress)
+    records = []
+    for config in configs:
+        fresh = config in pending
+        records.append(run(config, store))
+        if fresh:
+            bar.update(1)
+    bar.close()
+    return records
+
+
+def size_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
+    """The runs of the size analysis: float, fixed w8a8/w4a8/w2a8, and every searched method over the lambda grid."""
+    prof = get_profile(profile)
+    if benchmark not in prof.benchmarks:
+        raise ValueError(f"benchmark {benchmark!r} is not part of profile {profile!r}; "
+                         f"allowed: {', '.join(prof.benchmarks)}")
+    configs = [RunConfig(benchmark, m, profile=profile, seed=seed) for m in ("float", *methods.FIXED)]
+    for m in methods.SEARCHED:
+        configs += [RunConfig(benchmark, m, lam, "size", profile, seed) for lam in prof.lambdas]
+    return configs
+
+
+def check_parameters(benchmark: str, profile: str, **paths: str) -> None:
+    """Validate a notebook's parameters: one clear line naming the first bad one and the allowed values."""
+    if not isinstance(profile, str) or profile not in PROFILES:
+        raise ValueError(f"parameter profile={profile!r} is not a profile; allowed: {', '.join(PROFILES)}")
+    allowed = PROFILES[profile].benchmarks
+    if not isinstance(benchmark, str) or benchmark not in allowed:
+        raise ValueError(f"parameter benchmark={benchmark!r} is not a benchmark of profile {profile!r}; "
+                         f"allowed: {', '.join(allowed)}")
+    for name, value in paths.items():
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"parameter {name}={value!r} must be a non-empty path string")
+
+
+def without_timing(record: dict) -> dict:
+    """A record less its wall-clock seconds and versions: what must be identical for the same config and seed."""
+    clean = json.loads(json.dumps(record))
+    for phase in clean["phases"].values():
+        phase.pop("seconds", None)
+    clean.pop("versions", None)
+    return clean

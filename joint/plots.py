@@ -1,0 +1,118 @@
+"""Figure style and the paper's plot types: accuracy-vs-size Pareto fronts, per-channel precision maps."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import BoundaryNorm, ListedColormap
+
+from . import analysis, methods, paper
+from .arch import Arch
+
+SERIES = {  # colour, marker, line style, as in the paper's figures
+    "joint": ("tab:blue", "o", "-"),
+    "mixprec": ("tab:green", "X", "--"),
+    "edmips": ("goldenrod", "s", ":"),
+    "pit": ("grey", "*", "none"),
+    "sequential": ("tab:orange", "P", "-."),
+}
+FIXED_MARKERS = {"w2a8": "D", "w4a8": "p", "w8a8": "8"}
+LABELS = {**{name: m.label for name, m in methods.METHODS.items()}, "pit": "PIT", "sequential": "PIT + MixPrec"}
+
+
+def _front(ax, pts: list[analysis.Point], name: str) -> None:
+    colour, marker, style = SERIES[name]
+    front = analysis.pareto_front(pts)
+    ax.plot([p.cost for p in front], [p.accuracy for p in front], color=colour, marker=marker, linestyle=style,
+            label=LABELS.get(name, name))
+    others = [p for p in pts if p not in front]
+    ax.scatter([p.cost for p in others], [p.accuracy for p in others], color=colour, marker=marker, alpha=0.3)
+
+
+def size_pareto(records: list[dict], title: str, ax=None):
+    """Test accuracy against weight size (log x): a front per searched method, fixed-precision markers, float line."""
+    ax = ax or plt.subplots(figsize=(6.4, 4.2))[1]
+    for name in SERIES:
+        pts = analysis.points(records, name)
+        if pts:
+            _front(ax, pts, name)
+    for name, marker in FIXED_MARKERS.items():
+        for p in analysis.points(records, name):
+            ax.scatter([p.cost], [p.accuracy], marker=marker, s=70, color="tab:purple", edgecolor="black",
+                       label=name, zorder=3)
+    for p in analysis.points(records, "float"):
+        ax.axhline(p.accuracy, color="tab:red", linestyle="--", label=f"FP warm-up ({p.cost:.0f} kB fp32)")
+    _decorate(ax, title)
+    return ax.figure
+
+
+def paper_size_pareto(ax=None):
+    """The paper's CIFAR-10 size figure, redrawn from the points read off it (reference panel)."""
+    ax = ax or plt.subplots(figsize=(6.4, 4.2))[1]
+    for name in SERIES:
+        pts = [analysis.Point(name, s, a) for s, a in paper.CIFAR10_SIZE[name]]
+        _front(ax, pts, name)
+    for name, marker in FIXED_MARKERS.items():
+        (s, a), = paper.CIFAR10_SIZE[name]
+        ax.scatter([s], [a], marker=marker, s=70, color="tab:purple", edgecolor="black", label=name, zorder=3)
+    ax.axhline(paper.CIFAR10_FLOAT_ACCURACY, color="tab:red", linestyle="--", label="FP warm-up")
+    _decorate(ax, "CIFAR-10, the paper's figure")
+    return ax.figure
+
+
+def _decorate(ax, title: str) -> None:
+    ax.set_xscale("log")
+    ax.set_xlabel("Size (kB)")
+    ax.set_ylabel("Test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def arch_heatmap(arch: Arch, ax=None):
+    """Layers (rows) by output channels (columns) coloured by weight bits; pruned channels in their own colour."""
+    names = list(arch.layers)
+    width = max(len(layer.weight_bits) for layer in arch.layers.values())
+    grid = np.full((len(names), width), np.nan)
+    for i, name in enumerate(names):
+        bits = arch.layers[name].weight_bits
+        grid[i, :len(bits)] = bits
+    levels = sorted({int(b) for b in grid[~np.isnan(grid)]})
+    colours = ["black"] + list(plt.get_cmap("viridis")(np.linspace(0.15, 0.95, 4)))
+    palette = {0: colours[0], 2: colours[1], 4: colours[2], 8: colours[3], 16: colours[4]}
+    cmap = ListedColormap([palette.get(b, "grey") for b in levels])
+    cmap.set_bad("white")
+    norm = BoundaryNorm([b - 0.5 for b in levels] + [levels[-1] + 0.5], len(levels))
+    ax = ax or plt.subplots(figsize=(8, 0.35 * len(names) + 1.2))[1]
+    image = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap=cmap, norm=norm)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("output channel")
+    bar = ax.figure.colorbar(image, ax=ax, ticks=levels)
+    bar.set_ticklabels(["pruned" if b == 0 else f"{b} bit" for b in levels])
+    ax.set_title(f"weight bits per channel ({100 * arch.pruned_fraction():.0f} % of channels pruned)")
+    return ax.figure
+
+
+def layer_sizes(before: Arch, after: Arch, ax=None):
+    """Weight memory per layer (kB) of two architectures side by side."""
+    names = list(before.layers)
+    x = np.arange(len(names))
+    ax = ax or plt.subplots(figsize=(8, 3.2))[1]
+    ax.bar(x - 0.2, [before.layer_cost(n) / 8000 for n in names], 0.4, label=f"before ({before.size_kb():.2f} kB)")
+    ax.bar(x + 0.2, [after.layer_cost(n) / 8000 for n in names], 0.4, label=f"after ({after.size_kb():.2f} kB)")
+    ax.set_xticks(x, names, rotation=45, ha="right")
+    ax.set_ylabel("weights (kB)")
+    ax.legend()
+    return ax.figure
+
+
+def save(fig, stem: Path) -> tuple[Path, Path]:
+    """Save `stem`.png and `stem`.pdf."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    paths = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+    for path in paths:
+        fig.savefig(path, dpi=150)
+    return paths

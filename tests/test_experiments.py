@@ -1,0 +1,87 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from joint import Arch, experiments
+from joint.experiments import RunConfig, Store, run, size_sweep, sweep, without_timing
+
+
+def store(tmp_path, name):
+    return Store(results=tmp_path / name / "results", cache=tmp_path / name / "cache", progress=False)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(benchmark="mnist", method="joint"), "unknown benchmark 'mnist'; allowed: digits"),
+    (dict(benchmark="digits", method="pit2"), "unknown method 'pit2'; allowed: joint, mixprec"),
+    (dict(benchmark="digits", method="joint", profile="fast"), "unknown profile 'fast'; allowed: smoke, quick"),
+    (dict(benchmark="digits", method="joint", cost="energy"), "unknown cost model 'energy'"),
+    (dict(benchmark="digits", method="joint", lam=-1.0), "lam must be a finite number >= 0; got -1.0"),
+    (dict(benchmark="digits", method="w8a8", lam=1.0), "lam must be 0 for method 'w8a8'"),
+    (dict(benchmark="digits", method="joint", seed=-1), "seed must be an integer >= 0; got -1"),
+])
+def test_bad_run_config_is_one_clear_line(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig(**kwargs)
+
+
+def test_notebook_parameters_are_checked():
+    with pytest.raises(ValueError, match="parameter profile='paper' is not a profile; allowed: smoke, quick"):
+        experiments.check_parameters("digits", "paper")
+    with pytest.raises(ValueError, match="parameter benchmark=3 is not a benchmark of profile 'smoke'"):
+        experiments.check_parameters(3, "smoke")
+    with pytest.raises(ValueError, match="parameter results_dir=None must be a non-empty path string"):
+        experiments.check_parameters("digits", "smoke", results_dir=None)
+
+
+def test_same_config_and_seed_give_an_identical_record(tmp_path):
+    config = RunConfig("digits", "joint", 2.0, profile="smoke")
+    first, second = run(config, store(tmp_path, "a")), run(config, store(tmp_path, "b"))
+    assert without_timing(first) == without_timing(second)
+    assert set(first) == {"key", "config", "space", "phases", "metrics", "arch", "versions"}
+    assert set(first["phases"]) == {"warmup", "search", "finetune"}
+    assert first["metrics"]["size_kb"] == Arch.from_dict(first["arch"]).size_kb()
+
+
+def test_sweep_runs_only_what_is_missing(tmp_path):
+    s = store(tmp_path, "a")
+    configs = [RunConfig("digits", "w8a8", profile="smoke"), RunConfig("digits", "float", profile="smoke")]
+    sweep(configs[:1], s)
+    path = s.record_path(configs[0])
+    stamp = path.stat().st_mtime_ns
+    records = sweep(configs, s)
+    assert path.stat().st_mtime_ns == stamp
+    assert [r["config"]["method"] for r in records] == ["w8a8", "float"]
+
+
+def sweep_command(root):
+    return [sys.executable, "-m", "joint", "sweep", "--profile", "smoke", "--quiet",
+            "--results", str(root / "results"), "--cache", str(root / "cache")]
+
+
+def test_killed_sweep_resumes_without_losing_or_duplicating_runs(tmp_path):
+    expected = len(size_sweep("digits", "smoke"))
+    runs, checkpoints = tmp_path / "k" / "results" / "smoke" / "runs", tmp_path / "k" / "cache" / "smoke" / "checkpoints"
+    proc = subprocess.Popen(sweep_command(tmp_path / "k"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        done = len(list(runs.glob("*.json"))) if runs.exists() else 0
+        if done >= 5 and checkpoints.exists() and list(checkpoints.glob("*.pt")):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = len(list(runs.glob("*.json")))
+    assert 5 <= killed_at < expected
+    subprocess.run(sweep_command(tmp_path / "k"), check=True, capture_output=True)
+    subprocess.run(sweep_command(tmp_path / "u"), check=True, capture_output=True)
+    resumed = {p.name: without_timing(json.loads(p.read_text())) for p in runs.glob("*.json")}
+    straight = {p.name: without_timing(json.loads(p.read_text()))
+                for p in (tmp_path / "u" / "results" / "smoke" / "runs").glob("*.json")}
+    assert len(resumed) == expected and not list(runs.glob("*.tmp"))
+    assert resumed == straight
