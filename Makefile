@@ -1,11 +1,12 @@
-# make bench: set up .venv (pinned, idempotent) and run the step-time benchmark; make test: the test suite.
+# make reproduce: set up .venv (pinned, idempotent) and execute every notebook; make test: unit tests + notebooks.
 PYTHON ?= python3.11
+PROFILE ?= quick
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup test bench lab clean
+.PHONY: setup reproduce test bench lab clean
 
 setup: $(STAMP)
 
@@ -16,8 +17,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip check
 	touch $(STAMP)
 
+reproduce: setup
+	$(PY) -m joint reproduce --profile $(PROFILE)
+
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest --nbval-lax tests notebooks
 
 bench: setup
 	$(PY) benchmarks/step_time.py
@@ -26,4 +30,4 @@ lab: setup
 	$(VENV)/bin/jupyter lab $(ROOT_FLAG)
 
 clean:
-	rm -rf results/bench .pytest_cache
+	rm -rf results/bench results/smoke figures/smoke .pytest_cache

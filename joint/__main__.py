@@ -1,4 +1,4 @@
-"""Command line: python -m joint {info,cost} (run, sweep and reproduce arrive with the training pipeline)."""
+"""Command line: python -m joint {info,cost,run,sweep,reproduce}."""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +7,11 @@ import sys
 
 import torch
 
+import time
+from pathlib import Path
+
 from . import cost as cost_models
-from . import models
+from . import experiments, models
 from .arch import Arch
 from .graph import describe, searchable
 from .search import SearchSpace
@@ -56,6 +59,54 @@ def cost(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def _store(args: argparse.Namespace) -> experiments.Store:
+    return experiments.Store(results=args.results, cache=args.cache, progress=not args.quiet)
+
+
+def run(args: argparse.Namespace) -> str:
+    config = experiments.RunConfig(args.benchmark, args.method, args.lam, args.cost, args.profile, args.seed)
+    record = experiments.run(config, _store(args))
+    m = record["metrics"]
+    return (f"{config.method} lam={config.lam:g} on {config.benchmark} ({config.profile}): test accuracy "
+            f"{100 * m['test_accuracy']:.2f} %, size {m['size_kb']:.3f} kB -> "
+            f"{_store(args).record_path(config)}")
+
+
+def sweep(args: argparse.Namespace) -> str:
+    configs = experiments.size_sweep(args.benchmark, args.profile, args.seed)
+    store = _store(args)
+    pending = sum(not store.record_path(c).exists() for c in configs)
+    started = time.perf_counter()
+    experiments.sweep(configs, store)
+    return (f"{len(configs)} runs of the size analysis ({pending} trained now, {len(configs) - pending} already "
+            f"recorded) in {time.perf_counter() - started:.1f} s -> {store.results / args.profile / 'runs'}")
+
+
+def reproduce(args: argparse.Namespace) -> str:
+    """Execute every notebook with papermill into results/<profile>/notebooks/ and say where the outputs are."""
+    import papermill
+
+    experiments.get_profile(args.profile)
+    started = time.perf_counter()
+    out_dir = experiments.project_path(args.results) / args.profile / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for benchmark in experiments.PROFILES[args.profile].benchmarks:
+        for name in experiments.NOTEBOOKS:
+            source = experiments.ROOT / "notebooks" / f"{name}.ipynb"
+            target = out_dir / f"{name}-{benchmark}.ipynb"
+            print(f"executing {source.name} for {benchmark} -> {target}", flush=True)
+            papermill.execute_notebook(str(source), str(target), cwd=str(experiments.ROOT), progress_bar=False,
+                                       parameters={"benchmark": benchmark, "profile": args.profile,
+                                                   "results_dir": args.results, "figures_dir": args.figures})
+    results = experiments.project_path(args.results) / args.profile
+    figures = experiments.project_path(args.figures) / args.profile
+    lines = [f"profile {args.profile}: every notebook executed in {time.perf_counter() - started:.1f} s",
+             f"  notebooks: {out_dir}", "  tables:"]
+    lines += [f"    {p}" for p in sorted(results.glob("*/*.md"))]
+    lines += ["  figures:"] + [f"    {p}" for p in sorted(figures.glob("*.png"))]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m joint", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,9 +119,28 @@ def main(argv: list[str] | None = None) -> int:
     p_cost.add_argument("--abits", type=int, default=8, help="activation bits (default 8)")
     p_cost.add_argument("--arch", help="an Arch saved as JSON (instead of MODEL)")
     p_cost.add_argument("--cost", help=f"cost model (default: all); registered: {', '.join(sorted(cost_models.MODELS))}")
+    for name, help_text in (("run", "train and record one run (skipped if recorded)"),
+                            ("sweep", "every run of the size analysis that is not recorded yet"),
+                            ("reproduce", "execute every notebook with papermill (what make reproduce does)")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--profile", default="quick", help=f"one of {', '.join(experiments.PROFILES)}")
+        p.add_argument("--results", default="results", help="results directory (default: results)")
+        p.add_argument("--cache", default=".cache", help="checkpoint cache (default: .cache)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        if name == "reproduce":
+            p.add_argument("--figures", default="figures", help="figures directory (default: figures)")
+            continue
+        p.add_argument("--benchmark", default="digits", help="benchmark (default: digits)")
+        p.add_argument("--seed", type=int, default=0)
+        if name == "run":
+            p.add_argument("--method", required=True, help="joint, mixprec, edmips, w8a8, w4a8, w2a8 or float")
+            p.add_argument("--lam", type=float, default=0.0, help="lambda (searched methods only)")
+            p.add_argument("--cost", default="size", help="cost model of the search")
     args = parser.parse_args(argv)
+    commands = {"info": lambda a: info(a.model, a.json), "cost": cost, "run": run, "sweep": sweep,
+                "reproduce": reproduce}
     try:
-        print(info(args.model, args.json) if args.command == "info" else cost(args))
+        print(commands[args.command](args))
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
