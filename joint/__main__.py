@@ -97,7 +97,8 @@ def reproduce(args: argparse.Namespace) -> str:
             print(f"executing {source.name} for {benchmark} -> {target}", flush=True)
             papermill.execute_notebook(str(source), str(target), cwd=str(experiments.ROOT), progress_bar=False,
                                        parameters={"benchmark": benchmark, "profile": args.profile,
-                                                   "results_dir": args.results, "figures_dir": args.figures})
+                                                   "results_dir": args.results, "figures_dir": args.figures,
+                                                   "cache_dir": args.cache})
     results = experiments.project_path(args.results) / args.profile
     figures = experiments.project_path(args.figures) / args.profile
     lines = [f"profile {args.profile}: every notebook executed in {time.perf_counter() - started:.1f} s",

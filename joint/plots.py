@@ -6,6 +6,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from . import analysis, methods, paper
 from .arch import Arch
@@ -63,6 +64,9 @@ def paper_size_pareto(ax=None):
 
 def _decorate(ax, title: str) -> None:
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("Size (kB)")
     ax.set_ylabel("Test accuracy (%)")
     ax.set_title(title)

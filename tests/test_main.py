@@ -61,3 +61,37 @@ def test_module_entry_point():
     done = subprocess.run([sys.executable, "-m", "joint", "cost", "dscnn", "--cost", "size"], capture_output=True,
                           text=True, check=True)
     assert done.stdout.strip() == "dscnn w8a8 size: 176,128.00 bits (22.016 kB)"
+
+
+def dirs(tmp_path):
+    return ["--results", str(tmp_path / "results"), "--cache", str(tmp_path / "cache"), "--quiet"]
+
+
+def test_run_records_one_run(capsys, tmp_path):
+    code, out, _ = run(capsys, "run", "--profile", "smoke", "--method", "w4a8", *dirs(tmp_path))
+    assert code == 0 and out.startswith("w4a8 lam=0 on digits (smoke): test accuracy")
+    assert len(list((tmp_path / "results" / "smoke" / "runs").glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["sweep", "--profile", "paper"], "error: unknown profile 'paper'; allowed: smoke, quick"),
+    (["sweep", "--profile", "smoke", "--benchmark", "cifar10"],
+     "error: benchmark 'cifar10' is not part of profile 'smoke'; allowed: digits"),
+    (["run", "--method", "pit", "--profile", "smoke"], "error: unknown method 'pit'"),
+    (["run", "--method", "joint", "--lam", "-1", "--profile", "smoke"], "error: lam must be a finite number >= 0"),
+    (["reproduce", "--profile", "huge"], "error: unknown profile 'huge'; allowed: smoke, quick"),
+])
+def test_bad_experiment_input_is_one_line(capsys, tmp_path, argv, message):
+    code, out, err = run(capsys, *argv, *dirs(tmp_path))
+    assert code == 2 and err.startswith(message) and err.count("\n") == 1
+
+
+def test_reproduce_executes_every_notebook_and_says_where_the_outputs_are(capsys, tmp_path):
+    argv = ["reproduce", "--profile", "smoke", "--results", str(tmp_path / "results"),
+            "--figures", str(tmp_path / "figures"), "--cache", str(tmp_path / "cache")]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0, out
+    assert (tmp_path / "results" / "smoke" / "notebooks" / "01_size_pareto-digits.ipynb").exists()
+    assert str(tmp_path / "results" / "smoke" / "digits" / "size_table.md") in out
+    assert str(tmp_path / "figures" / "smoke" / "digits_size_pareto.png") in out
+    assert (tmp_path / "figures" / "smoke" / "digits_size_pareto.pdf").exists()
