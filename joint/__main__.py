@@ -60,7 +60,8 @@ def cost(args: argparse.Namespace) -> str:
 
 
 def _store(args: argparse.Namespace) -> experiments.Store:
-    return experiments.Store(results=args.results, cache=args.cache, progress=not args.quiet)
+    return experiments.Store(results=experiments.project_path(args.results),
+                             cache=experiments.project_path(args.cache), progress=not args.quiet)
 
 
 def run(args: argparse.Namespace) -> str:
@@ -94,11 +95,13 @@ def reproduce(args: argparse.Namespace) -> str:
         for name in experiments.NOTEBOOKS:
             source = experiments.ROOT / "notebooks" / f"{name}.ipynb"
             target = out_dir / f"{name}-{benchmark}.ipynb"
+            partial = target.with_name(target.name + ".partial.ipynb")
             print(f"executing {source.name} for {benchmark} -> {target}", flush=True)
-            papermill.execute_notebook(str(source), str(target), cwd=str(experiments.ROOT), progress_bar=False,
+            papermill.execute_notebook(str(source), str(partial), cwd=str(experiments.ROOT), progress_bar=False,
                                        parameters={"benchmark": benchmark, "profile": args.profile,
                                                    "results_dir": args.results, "figures_dir": args.figures,
                                                    "cache_dir": args.cache})
+            partial.replace(target)
     results = experiments.project_path(args.results) / args.profile
     figures = experiments.project_path(args.figures) / args.profile
     lines = [f"profile {args.profile}: every notebook executed in {time.perf_counter() - started:.1f} s",
@@ -125,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                             ("reproduce", "execute every notebook with papermill (what make reproduce does)")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--profile", default="quick", help=f"one of {', '.join(experiments.PROFILES)}")
-        p.add_argument("--results", default="results", help="results directory (default: results)")
-        p.add_argument("--cache", default=".cache", help="checkpoint cache (default: .cache)")
+        p.add_argument("--results", default="results", help="results directory, relative to the repository root")
+        p.add_argument("--cache", default=".cache", help="checkpoint cache, relative to the repository root")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         if name == "reproduce":
             p.add_argument("--figures", default="figures", help="figures directory (default: figures)")

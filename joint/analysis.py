@@ -57,6 +57,9 @@ def size_table(records: list[dict], method: str = "joint", metric: str = "size_k
     Against a front the row reports the largest reduction over that front's points ("up to", as the paper).
     """
     mine = points(records, method, metric)
+    if not mine:
+        return pd.DataFrame(columns=["comparison", "baseline_kB", "baseline_acc_%", "method_kB", "method_acc_%",
+                                     "reduction_%"])
     rows = []
     for fixed in ("w8a8", "w2a8"):
         for base in points(records, fixed, metric):
@@ -101,6 +104,8 @@ def summarize_size_table(table: pd.DataFrame) -> str:
             return f"no model reaches {name}'s {row['baseline_acc_%']:.2f} %"
         return f"{row['reduction_%']:.1f} % vs {name} ({row['method_kB']:.2f} kB at {row['method_acc_%']:.2f} %)"
 
+    if table.empty:
+        return "No baseline or method runs were recorded, so there is nothing to compare."
     fixed = table[~table["comparison"].str.contains("up to")]
     fronts = table[table["comparison"].str.contains("up to")]
     method = table["comparison"].iloc[0].split(" vs ")[0] if len(table) else "the method"

@@ -63,9 +63,8 @@ def get(name: str) -> CostFn:
 def layer_cost(fn: CostFn, layer: LayerShape, cin: Tensor, n: Tensor, w_bits: Tensor,
                in_probs: Tensor, a_bits: Tensor) -> Tensor:
     """Expected cost of one layer: sum_i in_probs_i sum_j fn(cin, n_j, a_i, w_j); 0-bit channels cost 0."""
-    m = fn(layer, cin, n[None, :], a_bits[:, None], w_bits[None, :])
-    m = torch.where(w_bits[None, :] == 0, torch.zeros_like(m), m)
-    return (in_probs[:, None] * m).sum()
+    m = torch.where(w_bits != 0, fn(layer, cin, n[None, :], a_bits[:, None], w_bits[None, :]), 0.0)
+    return m.sum() if len(in_probs) == 1 else (in_probs[:, None] * m).sum()
 
 
 def regularizer(cost: Tensor, lam: float) -> Tensor:

@@ -44,6 +44,10 @@ class Profile:
     finetune: PhaseConfig
     lambdas: tuple[float, ...]  # lambda grid of every searched method, on the cost normalised by its w8a8 value
 
+    def fingerprint(self) -> str:
+        """Hash of every setting that changes a run's result (not the lambda grid, which only lists runs)."""
+        return hashlib.sha256(repr((self.batch_size, self.warmup, self.search, self.finetune)).encode()).hexdigest()[:8]
+
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -94,8 +98,9 @@ class RunConfig:
         object.__setattr__(self, "lam", float(self.lam))
 
     def key(self) -> str:
-        """Stable name of the run's record: a hash of every field."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        """Stable name of the run's record: a hash of every field and of the profile's settings."""
+        fields = {**asdict(self), "profile_settings": get_profile(self.profile).fingerprint()}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -138,14 +143,18 @@ def _phase_record(result) -> dict:
             "val_accuracy": result.val_accuracy}
 
 
+def _settings(prof: Profile) -> dict:
+    return {"fingerprint": prof.fingerprint(), "batch_size": prof.batch_size, "warmup": asdict(prof.warmup),
+            "search": asdict(prof.search), "finetune": asdict(prof.finetune)}
+
+
 def warmup(benchmark: str, profile: str, seed: int, store: Store) -> tuple[torch.nn.Module, dict]:
     """The float model trained once per benchmark, profile and seed, cached and shared by every method and lambda."""
     prof = get_profile(profile)
     bench = store.benchmark(benchmark)
     torch.manual_seed(seed)
     model = bench.model()
-    fingerprint = hashlib.sha256(repr((prof.warmup, prof.batch_size)).encode()).hexdigest()[:8]
-    done = store.cache / profile / "warmup" / f"{benchmark}-seed{seed}-{fingerprint}.pt"
+    done = store.cache / profile / "warmup" / f"{benchmark}-seed{seed}-{prof.fingerprint()}.pt"
     if done.exists():
         saved = torch.load(done, weights_only=False)
         model.load_state_dict(saved["model"])
@@ -171,7 +180,8 @@ def run(config: RunConfig, store: Store | None = None) -> dict:
     bench = store.benchmark(config.benchmark)
     warm, warm_phase = warmup(config.benchmark, config.profile, config.seed, store)
     example = torch.stack([bench.train[i][0] for i in range(min(64, len(bench.train)))])
-    record = {"key": config.key(), "config": asdict(config), "phases": {"warmup": {**warm_phase, "shared": True}}}
+    record = {"key": config.key(), "config": asdict(config), "profile_settings": _settings(prof),
+              "phases": {"warmup": {**warm_phase, "shared": True}}}
     if method.space is None:
         record["space"] = None
         record["arch"] = None
@@ -246,8 +256,14 @@ def size_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
     return configs
 
 
-def check_parameters(benchmark: str, profile: str, **paths: str) -> None:
+def check_parameters(benchmark: str, profile: str, lam: float = 0.0, search_epochs: int | None = None,
+                     **paths: str) -> None:
     """Validate a notebook's parameters: one clear line naming the first bad one and the allowed values."""
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam < math.inf:
+        raise ValueError(f"parameter lam={lam!r} must be a finite number >= 0")
+    if search_epochs is not None and (isinstance(search_epochs, bool) or not isinstance(search_epochs, int)
+                                      or search_epochs < 1):
+        raise ValueError(f"parameter search_epochs={search_epochs!r} must be None or an integer >= 1")
     if not isinstance(profile, str) or profile not in PROFILES:
         raise ValueError(f"parameter profile={profile!r} is not a profile; allowed: {', '.join(PROFILES)}")
     allowed = PROFILES[profile].benchmarks

@@ -85,8 +85,7 @@ def arch_heatmap(arch: Arch, ax=None):
     levels = sorted({int(b) for b in grid[~np.isnan(grid)]})
     colours = ["black"] + list(plt.get_cmap("viridis")(np.linspace(0.15, 0.95, 4)))
     palette = {0: colours[0], 2: colours[1], 4: colours[2], 8: colours[3], 16: colours[4]}
-    cmap = ListedColormap([palette.get(b, "grey") for b in levels])
-    cmap.set_bad("white")
+    cmap = ListedColormap([palette.get(b, "grey") for b in levels]).with_extremes(bad="white")
     norm = BoundaryNorm([b - 0.5 for b in levels] + [levels[-1] + 0.5], len(levels))
     ax = ax or plt.subplots(figsize=(8, 0.35 * len(names) + 1.2))[1]
     image = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap=cmap, norm=norm)
@@ -118,5 +117,7 @@ def save(fig, stem: Path) -> tuple[Path, Path]:
     fig.tight_layout()
     paths = stem.with_suffix(".png"), stem.with_suffix(".pdf")
     for path in paths:
-        fig.savefig(path, dpi=150)
+        tmp = path.with_name(path.name + ".tmp")
+        fig.savefig(tmp, dpi=150, format=path.suffix[1:])
+        tmp.replace(path)
     return paths

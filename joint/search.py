@@ -169,7 +169,7 @@ class SearchableNet(nn.Module):
         if len(space.act_bits) > 1:
             for key in act_signed:
                 self.act_logits[key] = nn.Parameter(init_logits(space.act_bits, 1)[:, 0])
-        self.temperature = 1.0
+        self.register_buffer("_temperature", torch.tensor(1.0, dtype=torch.float64))
         self.sampling = "softmax"
         self._cache: tuple | None = None
         self._constants = {name: self._layer_constants(wire) for name, wire in wiring.items()}
@@ -203,10 +203,15 @@ class SearchableNet(nn.Module):
         return [p for p in self.parameters() if id(p) not in arch]
 
     # -- sampling -------------------------------------------------------------------------------------
+    @property
+    def temperature(self) -> float:
+        """Softmax temperature; a buffer, so checkpoints and best-state snapshots keep it."""
+        return float(self._temperature)
+
     def set_temperature(self, temperature: float) -> None:
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0; got {temperature!r}")
-        self.temperature = float(temperature)
+        self._temperature.fill_(float(temperature))
 
     def set_sampling(self, mode: str) -> None:
         if mode not in SAMPLINGS:
@@ -269,7 +274,11 @@ class SearchableNet(nn.Module):
         total = torch.zeros((), dtype=torch.float64)
         for layer, wire in self.wiring.items():
             static_cin, w_bits, a_bits = self._constants[layer]
-            cin = static_cin if wire.input_group is None else alive[wire.input_group] * wire.input_multiplier
+            cin = static_cin
+            if wire.input_group is not None:
+                cin = alive[wire.input_group]
+                if wire.input_multiplier != 1:
+                    cin = cin * wire.input_multiplier
             in_probs = act_thetas.get(wire.input_act, one)
             total = total + cost_models.layer_cost(fn, wire.shape, cin, counts[wire.group], w_bits, in_probs, a_bits)
         return total

@@ -175,5 +175,7 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
         bar.update(1)
         bar.set_postfix(loss=f"{val_loss:.3f}", acc=f"{val_acc:.3f}", **({"cost": f"{cost:.4g}"} if search else {}))
     bar.close()
+    if state["best"] is None:
+        raise RuntimeError(f"{desc}: no epoch gave a finite validation {config.selection}; lower the learning rate")
     model.load_state_dict(state["best"])
     return PhaseResult(epoch, state["seconds"], state["best_epoch"], *state["best_val"])

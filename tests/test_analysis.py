@@ -59,3 +59,9 @@ def test_table_says_none_when_the_method_never_reaches_the_baseline():
 def test_write_table(tmp_path):
     csv, md = analysis.write_table(pd.DataFrame([{"a": 1.0, "b": None}]), tmp_path / "t")
     assert csv.read_text().splitlines() == ["a,b", "1.0,"] and "| 1.00 |  |" in md.read_text()
+
+
+def test_no_runs_at_all_is_said_plainly():
+    table = analysis.size_table([])
+    assert table.empty
+    assert analysis.summarize_size_table(table).startswith("No baseline or method runs were recorded")

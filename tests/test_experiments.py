@@ -42,7 +42,7 @@ def test_same_config_and_seed_give_an_identical_record(tmp_path):
     config = RunConfig("digits", "joint", 2.0, profile="smoke")
     first, second = run(config, store(tmp_path, "a")), run(config, store(tmp_path, "b"))
     assert without_timing(first) == without_timing(second)
-    assert set(first) == {"key", "config", "space", "phases", "metrics", "arch", "versions"}
+    assert set(first) == {"key", "config", "profile_settings", "space", "phases", "metrics", "arch", "versions"}
     assert set(first["phases"]) == {"warmup", "search", "finetune"}
     assert first["metrics"]["size_kb"] == Arch.from_dict(first["arch"]).size_kb()
 
@@ -85,3 +85,21 @@ def test_killed_sweep_resumes_without_losing_or_duplicating_runs(tmp_path):
                 for p in (tmp_path / "u" / "results" / "smoke" / "runs").glob("*.json")}
     assert len(resumed) == expected and not list(runs.glob("*.tmp"))
     assert resumed == straight
+
+
+def test_record_key_changes_with_the_profile_settings(monkeypatch):
+    from dataclasses import replace
+    config = RunConfig("digits", "joint", 1.0, profile="smoke")
+    before = config.key()
+    smoke = experiments.PROFILES["smoke"]
+    monkeypatch.setitem(experiments.PROFILES, "smoke", replace(smoke, search=replace(smoke.search, epochs=3)))
+    assert config.key() != before
+    monkeypatch.setitem(experiments.PROFILES, "smoke", replace(smoke, lambdas=(9.0,)))
+    assert config.key() == before  # the grid lists runs; it does not change one
+
+
+def test_tour_parameters_are_checked_up_front():
+    with pytest.raises(ValueError, match="parameter lam=-2 must be a finite number >= 0"):
+        experiments.check_parameters("digits", "smoke", lam=-2)
+    with pytest.raises(ValueError, match="parameter search_epochs=True must be None or an integer >= 1"):
+        experiments.check_parameters("digits", "smoke", search_epochs=True)

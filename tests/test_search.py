@@ -130,3 +130,11 @@ def test_deepcopy_after_a_forward():
     twin = copy.deepcopy(net).eval()
     x = torch.rand(1, 3, 32, 32)
     assert torch.equal(twin(x), net.eval()(x))
+
+
+def test_temperature_travels_with_the_state_dict():
+    net = net_for()
+    net.set_temperature(0.3)
+    twin = net_for(seed=1)
+    twin.load_state_dict(net.state_dict())
+    assert twin.temperature == pytest.approx(0.3)

@@ -1,0 +1,42 @@
+import matplotlib
+import torch
+
+import joint
+from joint import plots
+from helpers import random_assignment
+
+matplotlib.use("Agg")
+
+
+def record(method, lam, size, acc):
+    return {"config": {"method": method, "lam": lam}, "metrics": {"size_kb": size, "test_accuracy": acc / 100}}
+
+
+def test_size_pareto_has_a_series_per_method_markers_and_the_float_line(tmp_path):
+    records = [record("joint", 1, 5.0, 90), record("joint", 2, 2.0, 85), record("mixprec", 1, 20.0, 91),
+               record("w8a8", 0, 77.0, 92), record("w2a8", 0, 19.0, 88), record("float", 0, 300.0, 93)]
+    fig = plots.size_pareto(records, "test")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[:2] == ["Joint (proposed)", "MixPrec"] and "w8a8" in labels and "w2a8" in labels
+    assert any(label.startswith("FP warm-up") for label in labels)
+    assert fig.axes[0].get_xscale() == "log"
+    png, pdf = plots.save(fig, tmp_path / "f" / "pareto")
+    assert png.stat().st_size > 0 and pdf.read_bytes().startswith(b"%PDF") and not list(tmp_path.rglob("*.tmp"))
+
+
+def test_paper_reference_panel_draws_every_published_series():
+    fig = plots.paper_size_pareto()
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[:5] == ["Joint (proposed)", "MixPrec", "EdMIPS", "PIT", "PIT + MixPrec"]
+
+
+def test_precision_map_and_layer_sizes():
+    net = joint.searchable(joint.models.resnet8(), joint.SearchSpace(), torch.rand(1, 3, 32, 32))
+    random_assignment(net, seed=2)
+    arch = net.arch()
+    fig = plots.arch_heatmap(arch)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(arch.layers)
+    assert "pruned" in [t.get_text() for t in fig.axes[1].get_yticklabels()]
+    before = joint.searchable(joint.models.resnet8(), joint.SearchSpace((8,), (8,)), torch.rand(1, 3, 32, 32)).arch()
+    fig = plots.layer_sizes(before, arch)
+    assert len(fig.axes[0].patches) == 2 * len(arch.layers)
