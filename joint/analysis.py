@@ -96,6 +96,89 @@ def describe_size_table(table: pd.DataFrame) -> str:
     return "\n".join(sentences)
 
 
+SEARCH_PHASES = ("search", "finetune")
+PIT_PHASES = ("pit_search", "pit_finetune")
+
+
+def _effort(records: list[dict], phases: tuple[str, ...]) -> tuple[int, float]:
+    epochs = sum(r["phases"][p]["epochs"] for r in records for p in phases if p in r["phases"])
+    seconds = sum(r["phases"][p]["seconds"] for r in records for p in phases if p in r["phases"])
+    return epochs, seconds
+
+
+def _seeds(records: list[dict], sequential: list[dict]) -> list[dict]:
+    """The PIT records that seed the given sequential records (each counted once)."""
+    by_key = {r["key"]: r for r in records}
+    keys = sorted({r["seed"]["key"] for r in sequential})
+    missing = [k for k in keys if k not in by_key]
+    if missing:
+        raise ValueError(f"sequential records name PIT seeds that are not among the records: {', '.join(missing)}")
+    return [by_key[k] for k in keys]
+
+
+def time_table(records: list[dict], method: str = "joint", baseline: str = "sequential") -> pd.DataFrame:
+    """Runs, epochs and wall-clock seconds each method needs to produce its whole front; the warm-up shared by
+    all runs of a method is counted once, and the sequential baseline is also split into its PIT and MixPrec stages."""
+    runs = {m: [r for r in records if r["config"]["method"] == m] for m in (method, baseline)}
+    warm = next((r["phases"]["warmup"] for r in records if "warmup" in r["phases"]), {"epochs": 0, "seconds": 0.0})
+    rows = []
+
+    def row(name: str, count: int, epochs: int, seconds: float) -> None:
+        rows.append({"method": name, "runs": count, "epochs": epochs, "seconds": seconds})
+
+    row("float warm-up (shared, once per method)", 1, warm["epochs"], warm["seconds"])
+    epochs, seconds = _effort(runs[method], SEARCH_PHASES)
+    row(f"{method} (total)", len(runs[method]) + 1, epochs + warm["epochs"], seconds + warm["seconds"])
+    seeds = _seeds(records, runs[baseline])
+    pit_epochs, pit_seconds = _effort(seeds, PIT_PHASES)
+    mix_epochs, mix_seconds = _effort(runs[baseline], SEARCH_PHASES)
+    row(f"{baseline} (total)", len(seeds) + len(runs[baseline]) + 1, pit_epochs + mix_epochs + warm["epochs"],
+        pit_seconds + mix_seconds + warm["seconds"])
+    row(f"{baseline}: PIT stage", len(seeds), pit_epochs, pit_seconds)
+    row(f"{baseline}: MixPrec stage", len(runs[baseline]), mix_epochs, mix_seconds)
+    return pd.DataFrame(rows)
+
+
+def point_seconds(record: dict, records: list[dict]) -> float:
+    """Training seconds behind one Pareto point: its own phases, plus its PIT seed's for the sequential baseline."""
+    _, seconds = _effort([record], SEARCH_PHASES + PIT_PHASES)
+    if "seed" in record:
+        seconds += _effort(_seeds(records, [record]), PIT_PHASES)[1]
+    return seconds
+
+
+def front_comparison(records: list[dict], method: str, other: str, metric: str = "size_kb") -> pd.DataFrame:
+    """For every point of `other`'s front, the smallest `method` model at least as accurate, and the reduction."""
+    mine = points(records, method, metric)
+    rows = []
+    for base in pareto_front(points(records, other, metric)):
+        best = iso_accuracy(mine, base)
+        rows.append({f"{other}_kB": base.cost, f"{other}_acc_%": base.accuracy,
+                     f"{method}_kB": None if best is None else best.cost,
+                     f"{method}_acc_%": None if best is None else best.accuracy,
+                     "reduction_%": None if best is None else 100 * reduction(best, base)})
+    return pd.DataFrame(rows)
+
+
+def size_range(records: list[dict], method: str, metric: str = "size_kb") -> tuple[float, float]:
+    """Smallest and largest cost on a method's Pareto front."""
+    front = pareto_front(points(records, method, metric))
+    return (front[0].cost, front[-1].cost) if front else (float("nan"), float("nan"))
+
+
+def summarize_time(table: pd.DataFrame, records: list[dict], method: str = "joint",
+                   baseline: str = "sequential") -> str:
+    """The training-time ratio of the two flows and the size ranges their fronts cover, from the numbers."""
+    total = table.set_index("method")
+    mine, theirs = total.loc[f"{method} (total)"], total.loc[f"{baseline} (total)"]
+    (lo, hi), (blo, bhi) = size_range(records, method), size_range(records, baseline)
+    return (f"The {method} flow trains its whole front in {mine['seconds']:.0f} s ({mine['epochs']} epochs, "
+            f"{mine['runs']} runs) against {theirs['seconds']:.0f} s ({theirs['epochs']} epochs, {theirs['runs']} runs) "
+            f"for the {baseline} flow: a ratio of {mine['seconds'] / theirs['seconds']:.2f} in wall-clock time and "
+            f"{mine['epochs'] / theirs['epochs']:.2f} in epochs. Its front spans {lo:.2f}-{hi:.2f} kB; the "
+            f"{baseline} front spans {blo:.2f}-{bhi:.2f} kB.")
+
+
 def summarize_size_table(table: pd.DataFrame) -> str:
     """Two sentences: the reduction against the fixed-precision baselines, then against the other methods."""
     def phrase(row) -> str:

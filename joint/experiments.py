@@ -17,12 +17,13 @@ from . import cost as cost_models
 from . import data as datasets
 from . import methods
 from .graph import describe, searchable
+from .pit import prunable
 from .search import SearchSpace
 from .train import Penalty, PhaseConfig, evaluate, train_phase
 
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("00_tour", "01_size_pareto")
+NOTEBOOKS = ("00_tour", "01_size_pareto", "02_training_time")
 
 
 def project_path(path: str | Path) -> Path:
@@ -43,10 +44,15 @@ class Profile:
     search: PhaseConfig
     finetune: PhaseConfig
     lambdas: tuple[float, ...]  # lambda grid of every searched method, on the cost normalised by its w8a8 value
+    pit_search: PhaseConfig
+    pit_finetune: PhaseConfig
+    pit_lambdas: tuple[float, ...]  # PIT on the float parameter count normalised by the unpruned count
+    sequential_lambdas: tuple[float, ...]  # MixPrec lambdas run on every PIT seed
 
     def fingerprint(self) -> str:
-        """Hash of every setting that changes a run's result (not the lambda grid, which only lists runs)."""
-        return hashlib.sha256(repr((self.batch_size, self.warmup, self.search, self.finetune)).encode()).hexdigest()[:8]
+        """Hash of every setting that changes a run's result (not the lambda grids, which only list runs)."""
+        settings = (self.batch_size, self.warmup, self.search, self.finetune, self.pit_search, self.pit_finetune)
+        return hashlib.sha256(repr(settings).encode()).hexdigest()[:8]
 
 
 PROFILES: dict[str, Profile] = {
@@ -55,13 +61,19 @@ PROFILES: dict[str, Profile] = {
         PhaseConfig(3, lr=3e-3, min_epochs=1, patience=3),
         PhaseConfig(2, lr=1e-3, arch_lr=0.1, min_epochs=1, patience=2, temperature_decay=0.5),
         PhaseConfig(2, lr=1e-3, min_epochs=1, patience=2),
-        (0.5, 5.0)),
+        (0.5, 5.0),
+        PhaseConfig(2, lr=1e-3, arch_lr=0.05, arch_optimizer="adam", min_epochs=1, patience=2),
+        PhaseConfig(2, lr=1e-3, min_epochs=1, patience=2),
+        (1.0,), (0.5, 5.0)),
     "quick": Profile(
         "quick", "offline digits benchmark, every analysis in minutes on 2 CPU cores", ("digits",), 64,
         PhaseConfig(60, lr=3e-3, min_epochs=20, patience=15),
         PhaseConfig(40, lr=1e-3, arch_lr=0.1, min_epochs=30, patience=40, temperature_decay=0.1),
         PhaseConfig(20, lr=1e-3, min_epochs=10, patience=10),
-        (0.05, 0.2, 0.5, 0.7, 1.0, 2.0, 5.0, 10.0)),
+        (0.05, 0.2, 0.5, 0.7, 1.0, 2.0, 5.0, 10.0),
+        PhaseConfig(40, lr=1e-3, arch_lr=3e-3, arch_optimizer="adam", min_epochs=30, patience=40),
+        PhaseConfig(20, lr=1e-3, min_epochs=10, patience=10),
+        (0.02, 0.1, 0.4), (0.2, 1.0, 5.0)),
 }
 
 
@@ -82,6 +94,7 @@ class RunConfig:
     cost: str = "size"
     profile: str = "quick"
     seed: int = 0
+    pit_lam: float | None = None  # sequential only: the PIT lambda of the pruned seed it starts from
 
     def __post_init__(self):
         if self.benchmark not in datasets.LOADERS:
@@ -91,11 +104,23 @@ class RunConfig:
         cost_models.get(self.cost)
         if isinstance(self.lam, bool) or not isinstance(self.lam, (int, float)) or not 0 <= self.lam < math.inf:
             raise ValueError(f"lam must be a finite number >= 0; got {self.lam!r}")
-        if self.lam and not method.search:
+        if self.lam and not method.searches:
             raise ValueError(f"lam must be 0 for method {self.method!r}, which does not search; got {self.lam!r}")
+        if method.seeded != (self.pit_lam is not None):
+            raise ValueError(f"pit_lam (the PIT lambda of the seed) is required for method 'sequential' and only for "
+                             f"it; got pit_lam={self.pit_lam!r} with method {self.method!r}")
+        if self.pit_lam is not None:
+            if isinstance(self.pit_lam, bool) or not isinstance(self.pit_lam, (int, float)) or \
+                    not 0 <= self.pit_lam < math.inf:
+                raise ValueError(f"pit_lam must be a finite number >= 0; got {self.pit_lam!r}")
+            object.__setattr__(self, "pit_lam", float(self.pit_lam))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0; got {self.seed!r}")
         object.__setattr__(self, "lam", float(self.lam))
+
+    def seed_config(self) -> RunConfig:
+        """The PIT run whose pruned model seeds this sequential run."""
+        return RunConfig(self.benchmark, "pit", self.pit_lam, "size", self.profile, self.seed)
 
     def key(self) -> str:
         """Stable name of the run's record: a hash of every field and of the profile's settings."""
@@ -124,6 +149,10 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
+    def pit_seed(self, config: RunConfig) -> Path:
+        """Where the pruned, fine-tuned float model of a PIT run is kept (the seed of the sequential runs)."""
+        return self.cache / config.profile / "pit-seeds" / f"{config.key()}.pt"
+
     def benchmark(self, name: str) -> datasets.Benchmark:
         if name not in self._benchmarks:
             self._benchmarks[name] = datasets.load(name, str(self.data_root))
@@ -144,8 +173,9 @@ def _phase_record(result) -> dict:
 
 
 def _settings(prof: Profile) -> dict:
-    return {"fingerprint": prof.fingerprint(), "batch_size": prof.batch_size, "warmup": asdict(prof.warmup),
-            "search": asdict(prof.search), "finetune": asdict(prof.finetune)}
+    return {"fingerprint": prof.fingerprint(), "batch_size": prof.batch_size,
+            **{phase: asdict(getattr(prof, phase))
+               for phase in ("warmup", "search", "finetune", "pit_search", "pit_finetune")}}
 
 
 def warmup(benchmark: str, profile: str, seed: int, store: Store) -> tuple[torch.nn.Module, dict]:
@@ -182,7 +212,23 @@ def run(config: RunConfig, store: Store | None = None) -> dict:
     example = torch.stack([bench.train[i][0] for i in range(min(64, len(bench.train)))])
     record = {"key": config.key(), "config": asdict(config), "profile_settings": _settings(prof),
               "phases": {"warmup": {**warm_phase, "shared": True}}}
-    if method.space is None:
+    if method.seeded:
+        seed_config = config.seed_config()
+        if not (store.pit_seed(seed_config).exists() and store.record_path(seed_config).exists()):
+            raise ValueError(f"the sequential run needs its PIT seed (method pit, lam={config.pit_lam:g}), which is not "
+                             f"recorded; run it first: python -m joint run --method pit --lam {config.pit_lam:g} "
+                             f"--profile {config.profile}")
+        record["seed"] = {"key": seed_config.key(), "pit_lam": config.pit_lam}
+        start = load_pit_seed(store.pit_seed(seed_config), warm, example)
+        reference = searchable(warm, SearchSpace((8,), (8,)), example).arch().cost(config.cost)
+        quantized = _run_quantized(config, prof, method.space, method.phases, start, example, bench, store, reference)
+        record["phases"].update(quantized.pop("phases"))
+        record.update(quantized)
+    elif config.method == "pit":
+        pit = _run_pit(config, prof, warm, example, bench, store)
+        record["phases"].update(pit.pop("phases"))
+        record.update(pit)
+    elif method.space is None:
         record["space"] = None
         record["arch"] = None
         test_acc, _ = evaluate(warm, bench.test, class_weights=bench.class_weights)
@@ -196,15 +242,60 @@ def run(config: RunConfig, store: Store | None = None) -> dict:
         record.update(quantized)
     record["versions"] = {"joint": __version__, "torch": torch.__version__, "python": platform.python_version()}
     write_json(path, record)
-    for phase in ("search", "finetune"):
+    for phase in ("search", "finetune", "pit_search", "pit_finetune"):
         store.checkpoint(config, phase).unlink(missing_ok=True)
     return record
 
 
+def load_pit_seed(path: Path, warm: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
+    """Rebuild a PIT run's pruned, fine-tuned float model: its masks select the channels, then its weights load."""
+    saved = torch.load(path, weights_only=True)
+    net = prunable(warm, example)
+    net.load_state_dict(saved["pit"])
+    pruned = net.export()
+    pruned.load_state_dict(saved["pruned"])
+    return pruned.eval()
+
+
+def _run_pit(config: RunConfig, prof: Profile, warm: torch.nn.Module, example: torch.Tensor,
+             bench: datasets.Benchmark, store: Store) -> dict:
+    """PIT search on the float model, export of the pruned network, its fine-tune; the result seeds MixPrec."""
+    net = prunable(warm, example)
+    reference = net.discrete_cost()
+    common = dict(batch_size=prof.batch_size, seed=config.seed, class_weights=bench.class_weights,
+                  progress=store.progress)
+    phases = {"pit_search": _phase_record(train_phase(
+        net, prof.pit_search, bench.train, bench.val, penalty=Penalty(config.lam, "params", reference),
+        checkpoint=store.checkpoint(config, "pit_search"), desc=f"pit search lam={config.lam:g}", **common))}
+    if all(len(kept) == 1 for g, kept in net.kept().items() if not net.fixed[g]):
+        raise ValueError(f"PIT lam={config.lam:g} pruned every prunable channel group down to its one keep-alive "
+                         f"channel; use a smaller lambda (nothing was recorded for this run)")
+    arch = net.arch()
+    pruned = net.export()
+    phases["pit_finetune"] = _phase_record(train_phase(
+        pruned, prof.pit_finetune, bench.train, bench.val, checkpoint=store.checkpoint(config, "pit_finetune"),
+        desc="pit fine-tune", **common))
+    seed_path = store.pit_seed(config)
+    seed_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"pit": net.state_dict(), "pruned": pruned.state_dict()}, seed_path.with_name(seed_path.name + ".tmp"))
+    os.replace(seed_path.with_name(seed_path.name + ".tmp"), seed_path)
+    test_acc, _ = evaluate(pruned, bench.test, class_weights=bench.class_weights)
+    val_acc, _ = evaluate(pruned, bench.val, class_weights=bench.class_weights)
+    return {"space": None, "phases": phases, "arch": arch.to_dict(),
+            "metrics": {"test_accuracy": test_acc, "val_accuracy": val_acc, "size_kb": arch.size_kb(),
+                        "bitops": None, "mpic_cycles": None, "ne16_cycles": None,
+                        "pruned_fraction": arch.pruned_fraction(), "parameters": net.discrete_cost(),
+                        "cost_reference": reference}}
+
+
 def _run_quantized(config: RunConfig, prof: Profile, space: SearchSpace, phases: tuple[str, ...],
-                   warm: torch.nn.Module, example: torch.Tensor, bench: datasets.Benchmark, store: Store) -> dict:
-    net = searchable(warm, space, example)
-    reference = searchable(warm, SearchSpace((8,), (8,)), example).arch().cost(config.cost)
+                   start: torch.nn.Module, example: torch.Tensor, bench: datasets.Benchmark, store: Store,
+                   reference: float | None = None) -> dict:
+    """Quantized phases from the float model `start`; the penalty is normalised by `reference` (default: the
+    all-8-bit cost of `start`)."""
+    net = searchable(start, space, example)
+    if reference is None:
+        reference = searchable(start, SearchSpace((8,), (8,)), example).arch().cost(config.cost)
     common = dict(batch_size=prof.batch_size, seed=config.seed, class_weights=bench.class_weights,
                   progress=store.progress)
     out = {"space": asdict(space), "phases": {}}
@@ -245,7 +336,8 @@ def sweep(configs: list[RunConfig], store: Store | None = None) -> list[dict]:
 
 
 def size_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
-    """The runs of the size analysis: float, fixed w8a8/w4a8/w2a8, and every searched method over the lambda grid."""
+    """Every run of the size and training-time analyses: float, fixed w8a8/w4a8/w2a8, every searched method over
+    the lambda grid, PIT over its grid, and the sequential baseline (each PIT seed times the MixPrec grid)."""
     prof = get_profile(profile)
     if benchmark not in prof.benchmarks:
         raise ValueError(f"benchmark {benchmark!r} is not part of profile {profile!r}; "
@@ -253,6 +345,9 @@ def size_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
     configs = [RunConfig(benchmark, m, profile=profile, seed=seed) for m in ("float", *methods.FIXED)]
     for m in methods.SEARCHED:
         configs += [RunConfig(benchmark, m, lam, "size", profile, seed) for lam in prof.lambdas]
+    configs += [RunConfig(benchmark, "pit", lam, "size", profile, seed) for lam in prof.pit_lambdas]
+    configs += [RunConfig(benchmark, "sequential", lam, "size", profile, seed, pit_lam)
+                for pit_lam in prof.pit_lambdas for lam in prof.sequential_lambdas]
     return configs
 
 

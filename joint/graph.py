@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import math
 import operator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -207,7 +208,7 @@ def _channel_sources(gm: fx.GraphModule) -> tuple[dict, _UnionFind, dict]:
                     raise ConversionError(f"{_describe(node)}: adds of tensors flattened differently")
                 uf.union(source[args[0]][0], source[a][0])
             source[node] = source[args[0]]
-        elif _is_elementwise(gm, node):
+        elif _is_elementwise(gm, node) or isinstance(_module(gm, node), (nn.BatchNorm1d, nn.BatchNorm2d)):
             arg = _tensor_args(node)[0]
             src, mult = source[arg]
             before, after = _shape(arg), _shape(node)
@@ -237,6 +238,38 @@ def _output_side(gm: fx.GraphModule) -> set[fx.Node]:
     return side
 
 
+@dataclass
+class ChannelGroups:
+    """The channel decisions of a traced model: which layers share one, and what feeds every layer."""
+
+    nodes: dict[str, fx.Node]  # layer name -> its fx node, in execution order
+    shapes: dict[str, LayerShape]
+    members: dict[str, list[str]]  # group name -> layers whose output channels it decides
+    fixed: dict[str, bool]  # group name -> True if it may not be pruned (network input or output side)
+    group_of: dict[str, str]  # layer name -> group name
+    input_group: dict[str, str | None]  # layer name -> group feeding it (None: the network input)
+    input_multiplier: dict[str, int]  # layer name -> flatten multiplier of its input
+
+
+def channel_groups(gm: fx.GraphModule) -> ChannelGroups:
+    """Union-find of the channels that must be pruned together; groups are named after their first layer's node."""
+    source, uf, layer_input = _channel_sources(gm)
+    side = _output_side(gm)
+    nodes = {n.target: n for n in gm.graph.nodes if _is_layer(gm, n)}
+    shapes = {name: layer_shape(gm, n) for name, n in nodes.items()}
+    root_of = {name: uf.find(layer_input[name][0] if shapes[name].kind == "dw" else name) for name in nodes}
+    by_root: dict[str, list[str]] = {}
+    for name in nodes:
+        by_root.setdefault(root_of[name], []).append(name)
+    name_of = {root: nodes[names[0]].name for root, names in by_root.items()}
+    return ChannelGroups(
+        nodes, shapes, {name_of[r]: names for r, names in by_root.items()},
+        {name_of[r]: r == uf.find(INPUT) or any(nodes[n] in side for n in names) for r, names in by_root.items()},
+        {name: name_of[root_of[name]] for name in nodes},
+        {name: name_of.get(uf.find(layer_input[name][0])) for name in nodes},
+        {name: layer_input[name][1] for name in nodes})
+
+
 def searchable(model: nn.Module, space: SearchSpace, example_input: Tensor) -> SearchableNet:
     """Convert a trained float model into a SearchableNet for `space`; `model` itself is left untouched.
 
@@ -247,37 +280,22 @@ def searchable(model: nn.Module, space: SearchSpace, example_input: Tensor) -> S
         raise ValueError(f"space must be a joint.SearchSpace; got {type(space).__name__}")
     gm = trace(model, example_input)
     fold_batchnorm(gm)
-    source, uf, layer_input = _channel_sources(gm)
-    side = _output_side(gm)
-    nodes = {n.target: n for n in gm.graph.nodes if _is_layer(gm, n)}
-    shapes = {name: layer_shape(gm, n) for name, n in nodes.items()}
-
-    def group_of(name: str) -> str:
-        return uf.find(layer_input[name][0] if shapes[name].kind == "dw" else name)
-
-    members: dict[str, list[str]] = {}
-    for name in nodes:
-        members.setdefault(group_of(name), []).append(name)
-    groups, group_name = {}, {}
-    for root, names in members.items():
-        fixed = root == uf.find(INPUT) or any(nodes[n] in side for n in names)
-        bits = tuple(b for b in space.weight_bits if b != 0) if fixed else space.weight_bits
+    cg = channel_groups(gm)
+    groups = {}
+    for key, names in cg.members.items():
+        bits = tuple(b for b in space.weight_bits if b != 0) if cg.fixed[key] else space.weight_bits
         if not bits:
             raise ValueError(f"weight_bits {space.weight_bits} leave no precision for the output layer "
                              f"{names[0]!r}, which cannot be pruned; add a non-zero precision")
-        key = nodes[names[0]].name
-        group_name[root] = key
-        groups[key] = Group(bits, shapes[names[0]].cout, names, prunable=not fixed)
-
-    act_signed = _insert_quantizers(gm, space, example_input, side)
+        groups[key] = Group(bits, cg.shapes[names[0]].cout, names, prunable=not cg.fixed[key])
+    act_signed = _insert_quantizers(gm, space, example_input, _output_side(gm))
     act_of = _act_sources(gm, set(act_signed))
     wiring = {}
-    for name, node in nodes.items():
-        src, mult = layer_input[name]
-        in_root = uf.find(src)
-        wiring[name] = LayerWiring(shapes[name], group_name[group_of(name)], group_name.get(in_root), mult,
+    for name, node in cg.nodes.items():
+        group = cg.group_of[name]
+        wiring[name] = LayerWiring(cg.shapes[name], group, cg.input_group[name], cg.input_multiplier[name],
                                    act_of.get(node.args[0]))
-        _set_module(gm, name, SearchableLayer(_module(gm, node), groups[group_name[group_of(name)]].bits))
+        _set_module(gm, name, SearchableLayer(_module(gm, node), groups[group].bits))
     gm.delete_all_unused_submodules()
     gm.recompile()
     return SearchableNet(gm, space, groups, wiring, act_signed)

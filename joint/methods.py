@@ -8,27 +8,30 @@ from .search import SearchSpace
 
 @dataclass(frozen=True)
 class Method:
-    """`space` None means the float model itself; `search` False means fixed precision (fine-tune only)."""
+    """A search space (None: a float model) and the phases that follow the shared warm-up."""
 
     space: SearchSpace | None
-    search: bool
+    phases: tuple[str, ...]
     label: str
+    seeded: bool = False  # starts from a PIT-pruned float model (the sequential baseline)
 
     @property
-    def phases(self) -> tuple[str, ...]:
-        if self.space is None:
-            return ()
-        return ("search", "finetune") if self.search else ("finetune",)
+    def searches(self) -> bool:
+        """Whether the method has a lambda (an architecture search phase)."""
+        return "search" in self.phases or "pit_search" in self.phases
 
 
+MIXPREC = SearchSpace((2, 4, 8), (8,), "channel")
 METHODS: dict[str, Method] = {
-    "joint": Method(SearchSpace((0, 2, 4, 8), (8,), "channel"), True, "Joint (proposed)"),
-    "mixprec": Method(SearchSpace((2, 4, 8), (8,), "channel"), True, "MixPrec"),
-    "edmips": Method(SearchSpace((2, 4, 8), (8,), "layer"), True, "EdMIPS"),
-    "w8a8": Method(SearchSpace((8,), (8,)), False, "w8a8"),
-    "w4a8": Method(SearchSpace((4,), (8,)), False, "w4a8"),
-    "w2a8": Method(SearchSpace((2,), (8,)), False, "w2a8"),
-    "float": Method(None, False, "FP warm-up"),
+    "joint": Method(SearchSpace((0, 2, 4, 8), (8,), "channel"), ("search", "finetune"), "Joint (proposed)"),
+    "mixprec": Method(MIXPREC, ("search", "finetune"), "MixPrec"),
+    "edmips": Method(SearchSpace((2, 4, 8), (8,), "layer"), ("search", "finetune"), "EdMIPS"),
+    "w8a8": Method(SearchSpace((8,), (8,)), ("finetune",), "w8a8"),
+    "w4a8": Method(SearchSpace((4,), (8,)), ("finetune",), "w4a8"),
+    "w2a8": Method(SearchSpace((2,), (8,)), ("finetune",), "w2a8"),
+    "float": Method(None, (), "FP warm-up"),
+    "pit": Method(None, ("pit_search", "pit_finetune"), "PIT"),
+    "sequential": Method(MIXPREC, ("search", "finetune"), "PIT + MixPrec", seeded=True),
 }
 FIXED = ("w8a8", "w4a8", "w2a8")
 SEARCHED = ("joint", "mixprec", "edmips")

@@ -31,10 +31,10 @@ def _front(ax, pts: list[analysis.Point], name: str) -> None:
     ax.scatter([p.cost for p in others], [p.accuracy for p in others], color=colour, marker=marker, alpha=0.3)
 
 
-def size_pareto(records: list[dict], title: str, ax=None):
+def size_pareto(records: list[dict], title: str, ax=None, series: tuple[str, ...] = tuple(SERIES)):
     """Test accuracy against weight size (log x): a front per searched method, fixed-precision markers, float line."""
     ax = ax or plt.subplots(figsize=(6.4, 4.2))[1]
-    for name in SERIES:
+    for name in series:
         pts = analysis.points(records, name)
         if pts:
             _front(ax, pts, name)
@@ -72,6 +72,18 @@ def _decorate(ax, title: str) -> None:
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
+
+
+def time_bars(table, ax=None):
+    """Wall-clock training seconds per method (and per stage of the sequential baseline)."""
+    ax = ax or plt.subplots(figsize=(6.4, 3.2))[1]
+    ax.barh(table["method"], table["seconds"], color="tab:gray")
+    for y, (seconds, epochs) in enumerate(zip(table["seconds"], table["epochs"])):
+        ax.text(seconds, y, f" {seconds:.0f} s, {epochs} epochs", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("training time (s)")
+    ax.set_xlim(0, 1.35 * max(table["seconds"]))
+    return ax.figure
 
 
 def arch_heatmap(arch: Arch, ax=None):

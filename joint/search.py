@@ -81,7 +81,7 @@ def sample(alpha: Tensor, temperature: float, mode: str, zero_index: int | None)
     if mode == "softmax":
         return soft
     one_hot = F.one_hot(hard_choice(soft.detach(), zero_index), alpha.shape[0]).T.to(soft.dtype)
-    return one_hot + soft - soft.detach()
+    return one_hot + (soft - soft.detach())
 
 
 class SearchableLayer(nn.Module):

@@ -30,8 +30,9 @@ class PhaseConfig:
     lr_decay: float = 0.99  # per-epoch factor of the learning rate (LambdaLR 0.99^epoch)
     patience: int = 50  # epochs without improvement before stopping early
     min_epochs: int = 20  # checkpoint selection and early stopping start after this many epochs
-    arch_lr: float = 1e-2  # precision logits: SGD with momentum (search phase only)
+    arch_lr: float = 1e-2  # architecture parameters (search phase only): precision logits or PIT masks
     arch_momentum: float = 0.9
+    arch_optimizer: str = "sgd"  # "sgd" with momentum (the joint search), "adam" (PIT's masks)
     temperature_decay: float = 0.045  # T = exp(-decay * epoch) during the search
     lam_ramp: bool = False  # lambda from 1 % to 100 % over the first half of the search
     selection: str = "accuracy"  # best validation accuracy, or lowest validation loss (+ lambda * cost)
@@ -39,6 +40,8 @@ class PhaseConfig:
     def __post_init__(self):
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}; got {self.selection!r}")
+        if self.arch_optimizer not in ("sgd", "adam"):
+            raise ValueError(f"arch_optimizer must be one of sgd, adam; got {self.arch_optimizer!r}")
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
             raise ValueError(f"epochs must be an integer >= 1; got {self.epochs!r}")
 
@@ -51,7 +54,7 @@ class Penalty:
     cost: str
     reference: float
 
-    def __call__(self, net: SearchableNet, lam: float) -> torch.Tensor:
+    def __call__(self, net: nn.Module, lam: float) -> torch.Tensor:
         return regularizer(net.cost(self.cost) / self.reference, lam)
 
 
@@ -94,7 +97,7 @@ def _atomic_save(obj, path: Path) -> None:
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Weights decay; PACT clips do not; precision logits are left out (their own optimiser)."""
-    arch = {id(p) for p in model.arch_parameters()} if isinstance(model, SearchableNet) else set()
+    arch = {id(p) for p in model.arch_parameters()} if hasattr(model, "arch_parameters") else set()
     decay, clips = [], []
     for name, p in model.named_parameters():
         if id(p) in arch or not p.requires_grad:
@@ -108,14 +111,16 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
                 checkpoint: Path | None = None, desc: str = "train", progress: bool = True) -> PhaseResult:
     """Train `model` for one phase and restore its best-validation state.
 
-    With a `penalty` the precision logits are searched too; `checkpoint` (a file) makes the phase resumable
-    from its last finished epoch, with the same result as an uninterrupted run.
+    With a `penalty` the architecture parameters (precision logits, PIT masks) are trained too; `checkpoint`
+    (a file) makes the phase resumable from its last finished epoch, with the same result as an uninterrupted run.
     """
     search = penalty is not None
     opt = torch.optim.Adam(_param_groups(model, config.weight_decay), lr=config.lr)
     optimizers = [opt]
-    if search:
+    if search and config.arch_optimizer == "sgd":
         optimizers.append(torch.optim.SGD(model.arch_parameters(), lr=config.arch_lr, momentum=config.arch_momentum))
+    elif search:
+        optimizers.append(torch.optim.Adam(model.arch_parameters(), lr=config.arch_lr))
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda e: config.lr_decay**e) for o in optimizers]
     state = {"epoch": 0, "best": None, "best_metric": -math.inf, "best_epoch": 0, "best_val": (0.0, math.inf),
              "bad_epochs": 0, "seconds": 0.0, "done": False}
@@ -137,7 +142,8 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
         shuffle.manual_seed(seed * 100_019 + epoch)
         lam = 0.0
         if search:
-            model.set_temperature(math.exp(-config.temperature_decay * epoch))
+            if isinstance(model, SearchableNet):
+                model.set_temperature(math.exp(-config.temperature_decay * epoch))
             lam = ramped_lambda(penalty.lam, epoch, config.epochs) if config.lam_ramp else penalty.lam
         model.train()
         for x, y in loader:

@@ -65,3 +65,47 @@ def test_no_runs_at_all_is_said_plainly():
     table = analysis.size_table([])
     assert table.empty
     assert analysis.summarize_size_table(table).startswith("No baseline or method runs were recorded")
+
+
+def timed(method, key, phases, seed=None, size=10.0, acc=90.0):
+    r = {"key": key, "config": {"method": method, "lam": 1.0}, "metrics": {"size_kb": size, "test_accuracy": acc / 100},
+         "phases": {"warmup": {"epochs": 30, "seconds": 3.0, "shared": True},
+                    **{p: {"epochs": e, "seconds": s} for p, (e, s) in phases.items()}}}
+    if seed:
+        r["seed"] = {"key": seed, "pit_lam": 0.1}
+    return r
+
+
+TIMED = [timed("joint", "j1", {"search": (40, 8.0), "finetune": (20, 4.0)}, size=5.0, acc=91.0),
+         timed("joint", "j2", {"search": (40, 9.0), "finetune": (20, 4.0)}, size=2.0, acc=85.0),
+         timed("pit", "p1", {"pit_search": (40, 7.0), "pit_finetune": (20, 3.0)}),
+         timed("pit", "p2", {"pit_search": (40, 7.0), "pit_finetune": (20, 3.0)}),  # seeds nothing: not counted
+         timed("sequential", "s1", {"search": (40, 8.0), "finetune": (20, 4.0)}, "p1", size=6.0, acc=90.0),
+         timed("sequential", "s2", {"search": (40, 8.0), "finetune": (20, 4.0)}, "p1", size=3.0, acc=88.0)]
+
+
+def test_time_table_counts_the_shared_warmup_once_and_each_seed_once():
+    rows = {r["method"]: r for r in analysis.time_table(TIMED).to_dict("records")}
+    assert (rows["joint (total)"]["runs"], rows["joint (total)"]["epochs"], rows["joint (total)"]["seconds"]) == \
+        (3, 30 + 120, 3.0 + 25.0)
+    assert (rows["sequential: PIT stage"]["runs"], rows["sequential: PIT stage"]["seconds"]) == (1, 10.0)
+    assert (rows["sequential: MixPrec stage"]["runs"], rows["sequential: MixPrec stage"]["seconds"]) == (2, 24.0)
+    assert rows["sequential (total)"]["seconds"] == 3.0 + 10.0 + 24.0 and rows["sequential (total)"]["runs"] == 4
+    assert "a ratio of 0.76 in wall-clock time" in analysis.summarize_time(analysis.time_table(TIMED), TIMED)
+
+
+def test_point_time_includes_the_seed_and_missing_seeds_are_named():
+    assert analysis.point_seconds(TIMED[4], TIMED) == 12.0 + 10.0
+    assert analysis.point_seconds(TIMED[0], TIMED) == 12.0
+    with pytest.raises(ValueError, match="PIT seeds that are not among the records: p1"):
+        analysis.time_table([r for r in TIMED if r["key"] != "p1"])
+
+
+def test_front_comparison_matches_every_point_of_the_other_front():
+    match = analysis.front_comparison(TIMED, "joint", "sequential")
+    assert match.to_dict("records") == [
+        {"sequential_kB": 3.0, "sequential_acc_%": 88.0, "joint_kB": 5.0, "joint_acc_%": 91.0,
+         "reduction_%": pytest.approx(100 * (1 - 5 / 3))},
+        {"sequential_kB": 6.0, "sequential_acc_%": 90.0, "joint_kB": 5.0, "joint_acc_%": 91.0,
+         "reduction_%": pytest.approx(100 * (1 - 5 / 6))}]
+    assert analysis.size_range(TIMED, "joint") == (2.0, 5.0)

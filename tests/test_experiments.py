@@ -103,3 +103,34 @@ def test_tour_parameters_are_checked_up_front():
         experiments.check_parameters("digits", "smoke", lam=-2)
     with pytest.raises(ValueError, match="parameter search_epochs=True must be None or an integer >= 1"):
         experiments.check_parameters("digits", "smoke", search_epochs=True)
+
+
+def test_sequential_needs_its_pit_lambda_and_its_recorded_seed(tmp_path):
+    with pytest.raises(ValueError, match="pit_lam .* is required for method 'sequential' and only for it"):
+        RunConfig("digits", "sequential", 1.0, profile="smoke")
+    with pytest.raises(ValueError, match="pit_lam .* is required for method 'sequential' and only for it"):
+        RunConfig("digits", "joint", 1.0, profile="smoke", pit_lam=0.1)
+    s = store(tmp_path, "a")
+    with pytest.raises(ValueError, match=r"needs its PIT seed \(method pit, lam=0.3\), which is not recorded; "
+                                         r"run it first: python -m joint run --method pit --lam 0.3"):
+        run(RunConfig("digits", "sequential", 1.0, profile="smoke", pit_lam=0.3), s)
+    assert not list((tmp_path / "a" / "results").rglob("*.json"))
+
+
+def test_pit_lambda_that_prunes_everything_is_one_line_and_records_nothing(tmp_path):
+    s = store(tmp_path, "a")
+    run(RunConfig("digits", "w8a8", profile="smoke"), s)
+    with pytest.raises(ValueError, match="PIT lam=1000 pruned every prunable channel group down to its one "
+                                         "keep-alive channel; use a smaller lambda"):
+        run(RunConfig("digits", "pit", 1000.0, profile="smoke"), s)
+    assert len(list((tmp_path / "a" / "results").rglob("*.json"))) == 1
+
+
+def test_sequential_record_keeps_its_lineage(tmp_path):
+    s = store(tmp_path, "a")
+    pit = run(RunConfig("digits", "pit", 1.0, profile="smoke"), s)
+    seq = run(RunConfig("digits", "sequential", 0.5, profile="smoke", pit_lam=1.0), s)
+    assert seq["seed"] == {"key": pit["key"], "pit_lam": 1.0}
+    assert set(pit["phases"]) == {"warmup", "pit_search", "pit_finetune"}
+    assert pit["metrics"]["size_kb"] == Arch.from_dict(pit["arch"]).cost("size") / 8000  # 32-bit weights
+    assert seq["metrics"]["size_kb"] < pit["metrics"]["size_kb"] / 3  # 2..8-bit weights of the same channels

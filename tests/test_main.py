@@ -77,7 +77,7 @@ def test_run_records_one_run(capsys, tmp_path):
     (["sweep", "--profile", "paper"], "error: unknown profile 'paper'; allowed: smoke, quick"),
     (["sweep", "--profile", "smoke", "--benchmark", "cifar10"],
      "error: benchmark 'cifar10' is not part of profile 'smoke'; allowed: digits"),
-    (["run", "--method", "pit", "--profile", "smoke"], "error: unknown method 'pit'"),
+    (["run", "--method", "prune", "--profile", "smoke"], "error: unknown method 'prune'"),
     (["run", "--method", "joint", "--lam", "-1", "--profile", "smoke"], "error: lam must be a finite number >= 0"),
     (["reproduce", "--profile", "huge"], "error: unknown profile 'huge'; allowed: smoke, quick"),
 ])

@@ -138,3 +138,9 @@ def test_temperature_travels_with_the_state_dict():
     twin = net_for(seed=1)
     twin.load_state_dict(net.state_dict())
     assert twin.temperature == pytest.approx(0.3)
+
+
+def test_hard_theta_is_exactly_one_hot_in_the_forward():
+    alpha = torch.tensor([[0.0, 0.3], [0.4087, 0.1], [1.0, 0.2]], dtype=torch.float64, requires_grad=True)
+    theta = sample(alpha, 0.37, "hard", 0)
+    assert theta.detach().tolist() == [[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]]  # exact 0 and 1, not 1 - ulp
