@@ -147,6 +147,20 @@ def point_seconds(record: dict, records: list[dict]) -> float:
     return seconds
 
 
+def front_times(records: list[dict], methods: tuple[str, ...] = ("joint", "sequential")) -> pd.DataFrame:
+    """Every Pareto point of the given methods with the training seconds behind it (seed included)."""
+    rows = []
+    for method in methods:
+        runs = [r for r in records if r["config"]["method"] == method]
+        front = pareto_front(points(runs, method))
+        for r in runs:
+            p = Point(method, r["metrics"]["size_kb"], 100 * r["metrics"]["test_accuracy"], r["config"]["lam"])
+            if p in front:
+                rows.append({"method": method, "lam": p.lam, "pit_lam": r["config"].get("pit_lam"), "size_kB": p.cost,
+                             "acc_%": p.accuracy, "seconds": point_seconds(r, records)})
+    return pd.DataFrame(rows).sort_values(["method", "size_kB"], ignore_index=True)
+
+
 def front_comparison(records: list[dict], method: str, other: str, metric: str = "size_kb") -> pd.DataFrame:
     """For every point of `other`'s front, the smallest `method` model at least as accurate, and the reduction."""
     mine = points(records, method, metric)
@@ -168,15 +182,20 @@ def size_range(records: list[dict], method: str, metric: str = "size_kb") -> tup
 
 def summarize_time(table: pd.DataFrame, records: list[dict], method: str = "joint",
                    baseline: str = "sequential") -> str:
-    """The training-time ratio of the two flows and the size ranges their fronts cover, from the numbers."""
+    """The training-time ratio of the two flows and the size ranges their runs and fronts cover, from the numbers."""
     total = table.set_index("method")
     mine, theirs = total.loc[f"{method} (total)"], total.loc[f"{baseline} (total)"]
-    (lo, hi), (blo, bhi) = size_range(records, method), size_range(records, baseline)
-    return (f"The {method} flow trains its whole front in {mine['seconds']:.0f} s ({mine['epochs']} epochs, "
-            f"{mine['runs']} runs) against {theirs['seconds']:.0f} s ({theirs['epochs']} epochs, {theirs['runs']} runs) "
-            f"for the {baseline} flow: a ratio of {mine['seconds'] / theirs['seconds']:.2f} in wall-clock time and "
-            f"{mine['epochs'] / theirs['epochs']:.2f} in epochs. Its front spans {lo:.2f}-{hi:.2f} kB; the "
-            f"{baseline} front spans {blo:.2f}-{bhi:.2f} kB.")
+
+    def ranges(m: str) -> str:
+        sizes = [p.cost for p in points(records, m)]
+        lo, hi = size_range(records, m)
+        return f"runs {min(sizes):.2f}-{max(sizes):.2f} kB, front {lo:.2f}-{hi:.2f} kB"
+
+    return (f"The {method} flow trains its whole front in {mine['seconds']:.0f} s ({int(mine['epochs'])} epochs, "
+            f"{int(mine['runs'])} runs) against {theirs['seconds']:.0f} s ({int(theirs['epochs'])} epochs, "
+            f"{int(theirs['runs'])} runs) for the {baseline} flow: a ratio of {mine['seconds'] / theirs['seconds']:.2f} "
+            f"in wall-clock time and {mine['epochs'] / theirs['epochs']:.2f} in epochs. Sizes covered: {method} "
+            f"{ranges(method)}; {baseline} {ranges(baseline)}.")
 
 
 def summarize_size_table(table: pd.DataFrame) -> str:

@@ -91,7 +91,9 @@ def test_time_table_counts_the_shared_warmup_once_and_each_seed_once():
     assert (rows["sequential: PIT stage"]["runs"], rows["sequential: PIT stage"]["seconds"]) == (1, 10.0)
     assert (rows["sequential: MixPrec stage"]["runs"], rows["sequential: MixPrec stage"]["seconds"]) == (2, 24.0)
     assert rows["sequential (total)"]["seconds"] == 3.0 + 10.0 + 24.0 and rows["sequential (total)"]["runs"] == 4
-    assert "a ratio of 0.76 in wall-clock time" in analysis.summarize_time(analysis.time_table(TIMED), TIMED)
+    summary = analysis.summarize_time(analysis.time_table(TIMED), TIMED)
+    assert "in 28 s (150 epochs, 3 runs) against 37 s" in summary and "a ratio of 0.76 in wall-clock time" in summary
+    assert "joint runs 2.00-5.00 kB, front 2.00-5.00 kB; sequential runs 3.00-6.00 kB" in summary
 
 
 def test_point_time_includes_the_seed_and_missing_seeds_are_named():
@@ -109,3 +111,9 @@ def test_front_comparison_matches_every_point_of_the_other_front():
         {"sequential_kB": 6.0, "sequential_acc_%": 90.0, "joint_kB": 5.0, "joint_acc_%": 91.0,
          "reduction_%": pytest.approx(100 * (1 - 5 / 6))}]
     assert analysis.size_range(TIMED, "joint") == (2.0, 5.0)
+
+
+def test_front_times_lists_each_front_point_with_its_seconds():
+    rows = analysis.front_times(TIMED).to_dict("records")
+    assert [(r["method"], r["size_kB"], r["seconds"]) for r in rows] == [
+        ("joint", 2.0, 13.0), ("joint", 5.0, 12.0), ("sequential", 3.0, 22.0), ("sequential", 6.0, 22.0)]
