@@ -8,7 +8,6 @@ import sys
 import torch
 
 import time
-from pathlib import Path
 
 from . import cost as cost_models
 from . import experiments, models
@@ -25,17 +24,17 @@ def info(name: str, as_json: bool) -> str:
     totals = {"parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
               "weights": sum(layer.weights for layer in layers), "macs": sum(layer.macs for layer in layers)}
     if as_json:
-        rows = [{"name": l.name, "kind": l.kind, "cin": l.cin, "cout": l.cout, "kernel": list(l.kernel),
-                 "stride": list(l.stride), "groups": l.groups, "out_hw": list(l.out_hw), "weights": l.weights,
-                 "macs": l.macs} for l in layers]
+        rows = [{"name": s.name, "kind": s.kind, "cin": s.cin, "cout": s.cout, "kernel": list(s.kernel),
+                 "stride": list(s.stride), "groups": s.groups, "out_hw": list(s.out_hw), "weights": s.weights,
+                 "macs": s.macs} for s in layers]
         return json.dumps({"model": name, "input": list(shape), "layers": rows, **totals}, indent=1)
     header = f"{'layer':<18}{'kind':<8}{'cin':>6}{'cout':>6}{'kernel':>8}{'stride':>8}{'groups':>8}" \
              f"{'out HxW':>9}{'weights':>12}{'MACs':>15}"
     lines = [f"{name}: input {'x'.join(map(str, shape))}", header]
-    for l in layers:
-        lines.append(f"{l.name:<18}{l.kind:<8}{l.cin:>6}{l.cout:>6}{'x'.join(map(str, l.kernel)):>8}"
-                     f"{'x'.join(map(str, l.stride)):>8}{l.groups:>8}{'x'.join(map(str, l.out_hw)):>9}"
-                     f"{l.weights:>12,}{l.macs:>15,}")
+    for s in layers:
+        lines.append(f"{s.name:<18}{s.kind:<8}{s.cin:>6}{s.cout:>6}{'x'.join(map(str, s.kernel)):>8}"
+                     f"{'x'.join(map(str, s.stride)):>8}{s.groups:>8}{'x'.join(map(str, s.out_hw)):>9}"
+                     f"{s.weights:>12,}{s.macs:>15,}")
     lines.append(f"total: {totals['parameters']:,} trainable parameters, {totals['weights']:,} conv/linear weights, "
                  f"{totals['macs']:,} MACs")
     return "\n".join(lines)
@@ -47,7 +46,8 @@ def cost(args: argparse.Namespace) -> str:
     elif args.model:
         model, shape = models.build(args.model)
         space = SearchSpace((args.wbits,), (args.abits,))
-        arch, label = searchable(model, space, torch.zeros(1, *shape)).arch(), f"{args.model} w{args.wbits}a{args.abits}"
+        arch = searchable(model, space, torch.zeros(1, *shape)).arch()
+        label = f"{args.model} w{args.wbits}a{args.abits}"
     else:
         raise ValueError("give a MODEL (with --wbits/--abits) or --arch FILE.json")
     names = [args.cost] if args.cost else sorted(cost_models.MODELS)
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     p_cost.add_argument("--wbits", type=int, default=8, help="weight bits of every channel (default 8)")
     p_cost.add_argument("--abits", type=int, default=8, help="activation bits (default 8)")
     p_cost.add_argument("--arch", help="an Arch saved as JSON (instead of MODEL)")
-    p_cost.add_argument("--cost", help=f"cost model (default: all); registered: {', '.join(sorted(cost_models.MODELS))}")
+    p_cost.add_argument("--cost", help="cost model (default: all of them); registered: "
+                        + ", ".join(sorted(cost_models.MODELS)))
     for name, help_text in (("run", "train and record one run (skipped if recorded)"),
                             ("sweep", "every run of the size analysis that is not recorded yet"),
                             ("reproduce", "execute every notebook with papermill (what make reproduce does)")):

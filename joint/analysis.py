@@ -193,9 +193,10 @@ def summarize_time(table: pd.DataFrame, records: list[dict], method: str = "join
 
     return (f"The {method} flow trains its whole front in {mine['seconds']:.0f} s ({int(mine['epochs'])} epochs, "
             f"{int(mine['runs'])} runs) against {theirs['seconds']:.0f} s ({int(theirs['epochs'])} epochs, "
-            f"{int(theirs['runs'])} runs) for the {baseline} flow: a ratio of {mine['seconds'] / theirs['seconds']:.2f} "
-            f"in wall-clock time and {mine['epochs'] / theirs['epochs']:.2f} in epochs. Sizes covered: {method} "
-            f"{ranges(method)}; {baseline} {ranges(baseline)}.")
+            f"{int(theirs['runs'])} runs) for the {baseline} flow: a ratio of "
+            f"{mine['seconds'] / theirs['seconds']:.2f} in wall-clock time and "
+            f"{mine['epochs'] / theirs['epochs']:.2f} in epochs. Sizes covered: {method} {ranges(method)}; "
+            f"{baseline} {ranges(baseline)}.")
 
 
 def summarize_size_table(table: pd.DataFrame) -> str:
@@ -213,7 +214,7 @@ def summarize_size_table(table: pd.DataFrame) -> str:
     method = table["comparison"].iloc[0].split(" vs ")[0] if len(table) else "the method"
     first = f"At iso-accuracy with the fixed-precision baselines, {method} gives " + "; ".join(
         phrase(r) for _, r in fixed.iterrows()) + "."
-    second = (f"Against the other searched fronts its size reduction is up to " + "; ".join(
+    second = ("Against the other searched fronts its size reduction is up to " + "; ".join(
         phrase(r) for _, r in fronts.iterrows()) + ".") if len(fronts) else "No other searched front was recorded."
     return first + " " + second
 
@@ -227,7 +228,8 @@ def to_markdown(table: pd.DataFrame, digits: int = 2) -> str:
 
     columns = list(table.columns)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(v, c) for v, c in zip(row, columns)) + " |" for row in table.itertuples(index=False)]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(cell(v, c) for v, c in zip(row, columns)) + " |")
     return "\n".join(lines) + "\n"
 
 

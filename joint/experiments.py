@@ -215,8 +215,8 @@ def run(config: RunConfig, store: Store | None = None) -> dict:
     if method.seeded:
         seed_config = config.seed_config()
         if not (store.pit_seed(seed_config).exists() and store.record_path(seed_config).exists()):
-            raise ValueError(f"the sequential run needs its PIT seed (method pit, lam={config.pit_lam:g}), which is not "
-                             f"recorded; run it first: python -m joint run --method pit --lam {config.pit_lam:g} "
+            raise ValueError(f"the sequential run needs its PIT seed (method pit, lam={config.pit_lam:g}), which is "
+                             f"not recorded; run it first: python -m joint run --method pit --lam {config.pit_lam:g} "
                              f"--profile {config.profile}")
         record["seed"] = {"key": seed_config.key(), "pit_lam": config.pit_lam}
         start = load_pit_seed(store.pit_seed(seed_config), warm, example)

@@ -328,7 +328,7 @@ def _insert_quantizers(gm: fx.GraphModule, space: SearchSpace, example_input: Te
         with gm.graph.inserting_after(node):
             quant = gm.graph.call_module(f"acts.{key}", (node,))
         quant.meta = dict(node.meta)
-        node.replace_all_uses_with(quant, delete_user_cb=lambda user: user is not quant)
+        node.replace_all_uses_with(quant, delete_user_cb=lambda user, q=quant: user is not q)
         if not signed:
             for user in list(quant.users):
                 if _is_plain_relu(gm, user):

@@ -197,7 +197,7 @@ def prunable(model: nn.Module, example_input: Tensor) -> PrunableNet:
         with gm.graph.inserting_after(after):
             masked = gm.graph.call_module(f"masks.{group}", (after,))
         masked.meta = dict(after.meta)
-        after.replace_all_uses_with(masked, delete_user_cb=lambda user: user is not masked)
+        after.replace_all_uses_with(masked, delete_user_cb=lambda user, m=masked: user is not m)
     gm.recompile()
     channels = {g: cg.shapes[names[0]].cout for g, names in cg.members.items()}
     return PrunableNet(gm, cg.fixed, channels, wiring).train(model.training)

@@ -65,7 +65,8 @@ def sweep_command(root):
 
 def test_killed_sweep_resumes_without_losing_or_duplicating_runs(tmp_path):
     expected = len(size_sweep("digits", "smoke"))
-    runs, checkpoints = tmp_path / "k" / "results" / "smoke" / "runs", tmp_path / "k" / "cache" / "smoke" / "checkpoints"
+    runs = tmp_path / "k" / "results" / "smoke" / "runs"
+    checkpoints = tmp_path / "k" / "cache" / "smoke" / "checkpoints"
     proc = subprocess.Popen(sweep_command(tmp_path / "k"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:

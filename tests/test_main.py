@@ -28,7 +28,7 @@ def test_info_json(capsys, name, params, weights):
     code, out, _ = run(capsys, "info", name, "--json")
     data = json.loads(out)
     assert (code, data["parameters"], data["weights"]) == (0, params, weights)
-    assert sum(l["weights"] for l in data["layers"]) == weights
+    assert sum(row["weights"] for row in data["layers"]) == weights
 
 
 def test_cost_of_a_uniform_model(capsys):
@@ -46,7 +46,8 @@ def test_cost_of_an_arch_file(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["cost", "resnet8", "--cost", "latency"], "error: unknown cost model 'latency'; allowed: bitops, mpic, ne16, size"),
+    (["cost", "resnet8", "--cost", "latency"],
+     "error: unknown cost model 'latency'; allowed: bitops, mpic, ne16, size"),
     (["cost", "resnet8", "--wbits", "-1"], "error: weight_bits must contain distinct integers in 0..16; got -1"),
     (["cost", "resnet8", "--abits", "0"], "error: act_bits must not contain 0"),
     (["cost", "--arch", "missing.json"], "error: [Errno 2] No such file or directory: 'missing.json'"),

@@ -9,7 +9,7 @@ def counts(name):
     model, shape = joint.models.build(name)
     layers = describe(model, torch.zeros(1, *shape))
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return params, sum(l.weights for l in layers), sum(l.macs for l in layers), model(torch.zeros(2, *shape)).shape
+    return params, sum(s.weights for s in layers), sum(s.macs for s in layers), model(torch.zeros(2, *shape)).shape
 
 
 def test_resnet8_counts():
