@@ -130,6 +130,7 @@ def save(fig, stem: Path) -> tuple[Path, Path]:
     paths = stem.with_suffix(".png"), stem.with_suffix(".pdf")
     for path in paths:
         tmp = path.with_name(path.name + ".tmp")
-        fig.savefig(tmp, dpi=150, format=path.suffix[1:])
+        metadata = {"CreationDate": None} if path.suffix == ".pdf" else {}  # byte-identical reruns
+        fig.savefig(tmp, dpi=150, format=path.suffix[1:], metadata=metadata)
         tmp.replace(path)
     return paths
