@@ -220,26 +220,18 @@ def run(config: RunConfig, store: Store | None = None) -> dict:
                              f"--profile {config.profile}")
         record["seed"] = {"key": seed_config.key(), "pit_lam": config.pit_lam}
         start = load_pit_seed(store.pit_seed(seed_config), warm, example)
-        reference = searchable(warm, SearchSpace((8,), (8,)), example).arch().cost(config.cost)
-        quantized = _run_quantized(config, prof, method.space, method.phases, start, example, bench, store, reference)
-        record["phases"].update(quantized.pop("phases"))
-        record.update(quantized)
+        result = _run_quantized(config, prof, method.space, method.phases, start, warm, example, bench, store)
     elif config.method == "pit":
-        pit = _run_pit(config, prof, warm, example, bench, store)
-        record["phases"].update(pit.pop("phases"))
-        record.update(pit)
+        result = _run_pit(config, prof, warm, example, bench, store)
     elif method.space is None:
-        record["space"] = None
-        record["arch"] = None
-        test_acc, _ = evaluate(warm, bench.test, class_weights=bench.class_weights)
-        val_acc, _ = evaluate(warm, bench.val, class_weights=bench.class_weights)
         weights = sum(layer.weights for layer in describe(warm, example[:1]))
-        record["metrics"] = {"test_accuracy": test_acc, "val_accuracy": val_acc, "size_kb": weights * 32 / 8000,
-                             "bitops": None, "mpic_cycles": None, "ne16_cycles": None, "pruned_fraction": 0.0}
+        result = {"space": None, "arch": None, "phases": {},
+                  "metrics": {**_accuracies(warm, bench), "size_kb": weights * 32 / 8000, "bitops": None,
+                              "mpic_cycles": None, "ne16_cycles": None, "pruned_fraction": 0.0}}
     else:
-        quantized = _run_quantized(config, prof, method.space, method.phases, warm, example, bench, store)
-        record["phases"].update(quantized.pop("phases"))
-        record.update(quantized)
+        result = _run_quantized(config, prof, method.space, method.phases, warm, warm, example, bench, store)
+    record["phases"].update(result.pop("phases"))
+    record.update(result)
     record["versions"] = {"joint": __version__, "torch": torch.__version__, "python": platform.python_version()}
     write_json(path, record)
     for phase in ("search", "finetune", "pit_search", "pit_finetune"):
@@ -279,23 +271,26 @@ def _run_pit(config: RunConfig, prof: Profile, warm: torch.nn.Module, example: t
     seed_path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"pit": net.state_dict(), "pruned": pruned.state_dict()}, seed_path.with_name(seed_path.name + ".tmp"))
     os.replace(seed_path.with_name(seed_path.name + ".tmp"), seed_path)
-    test_acc, _ = evaluate(pruned, bench.test, class_weights=bench.class_weights)
-    val_acc, _ = evaluate(pruned, bench.val, class_weights=bench.class_weights)
     return {"space": None, "phases": phases, "arch": arch.to_dict(),
-            "metrics": {"test_accuracy": test_acc, "val_accuracy": val_acc, "size_kb": arch.size_kb(),
+            "metrics": {**_accuracies(pruned, bench), "size_kb": arch.size_kb(),
                         "bitops": None, "mpic_cycles": None, "ne16_cycles": None,
                         "pruned_fraction": arch.pruned_fraction(), "parameters": net.discrete_cost(),
                         "cost_reference": reference}}
 
 
+def _accuracies(model: torch.nn.Module, bench: datasets.Benchmark) -> dict:
+    """Final test and validation accuracy of a trained model."""
+    return {f"{split}_accuracy": evaluate(model, getattr(bench, split), class_weights=bench.class_weights)[0]
+            for split in ("test", "val")}
+
+
 def _run_quantized(config: RunConfig, prof: Profile, space: SearchSpace, phases: tuple[str, ...],
-                   start: torch.nn.Module, example: torch.Tensor, bench: datasets.Benchmark, store: Store,
-                   reference: float | None = None) -> dict:
-    """Quantized phases from the float model `start`; the penalty is normalised by `reference` (default: the
-    all-8-bit cost of `start`)."""
+                   start: torch.nn.Module, warm: torch.nn.Module, example: torch.Tensor, bench: datasets.Benchmark,
+                   store: Store) -> dict:
+    """Quantized phases from the float model `start` (the warm-up, or a PIT seed); the penalty is normalised by
+    the all-8-bit cost of the unpruned warm-up, so a lambda means the same for every starting model."""
     net = searchable(start, space, example)
-    if reference is None:
-        reference = searchable(start, SearchSpace((8,), (8,)), example).arch().cost(config.cost)
+    reference = searchable(warm, SearchSpace((8,), (8,)), example).arch().cost(config.cost)
     common = dict(batch_size=prof.batch_size, seed=config.seed, class_weights=bench.class_weights,
                   progress=store.progress)
     out = {"space": asdict(space), "phases": {}}
@@ -311,9 +306,7 @@ def _run_quantized(config: RunConfig, prof: Profile, space: SearchSpace, phases:
                                  desc=f"{config.method} fine-tune", **common)
         out["phases"][phase] = _phase_record(result)
     arch = net.arch()
-    test_acc, _ = evaluate(net, bench.test, class_weights=bench.class_weights)
-    val_acc, _ = evaluate(net, bench.val, class_weights=bench.class_weights)
-    out["metrics"] = {"test_accuracy": test_acc, "val_accuracy": val_acc, "size_kb": arch.size_kb(),
+    out["metrics"] = {**_accuracies(net, bench), "size_kb": arch.size_kb(),
                       "bitops": arch.cost("bitops"), "mpic_cycles": arch.cost("mpic"), "ne16_cycles": arch.cost("ne16"),
                       "pruned_fraction": arch.pruned_fraction(), "cost_reference": reference}
     out["arch"] = arch.to_dict()

@@ -1,6 +1,8 @@
 """Export: a plain nn.Module of the argmax architecture with pruned channels physically removed."""
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import fx, nn
 
@@ -12,13 +14,40 @@ def _keep(bits: list[int]) -> torch.Tensor:
     return torch.tensor([c for c, b in enumerate(bits) if b > 0], dtype=torch.long)
 
 
-def _input_keep(net: SearchableNet, name: str, alive: dict[str, torch.Tensor]) -> torch.Tensor | None:
-    wire = net.wiring[name]
-    if wire.input_group is None or not net.groups[wire.input_group].prunable:
-        return None
-    keep = alive[wire.input_group]
-    mult = wire.input_multiplier
-    return (keep[:, None] * mult + torch.arange(mult)[None, :]).flatten()
+def flattened_keep(keep: torch.Tensor, multiplier: int) -> torch.Tensor:
+    """Input features kept by a consumer when `keep` channels survive and a flatten gives each `multiplier` features."""
+    return (keep[:, None] * multiplier + torch.arange(multiplier)[None, :]).flatten()
+
+
+def plain_layer(weight: torch.Tensor, bias: torch.Tensor | None, conv: dict | None, kind: str) -> nn.Module:
+    """A plain nn.Linear (conv None) or nn.Conv2d (conv: stride, padding, dilation) holding copies of the tensors."""
+    if conv is None:
+        plain = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+    else:
+        groups = weight.shape[0] if kind == "dw" else 1
+        plain = nn.Conv2d(weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]), conv["stride"],
+                          conv["padding"], conv["dilation"], groups, bias=bias is not None)
+    plain.weight = nn.Parameter(weight.clone())
+    if bias is not None:
+        plain.bias = nn.Parameter(bias.clone())
+    return plain
+
+
+def rebuild(body: fx.GraphModule, modules: dict[str, nn.Module], class_name: str,
+            drop: str | None = None) -> fx.GraphModule:
+    """A new GraphModule over a copy of `body`'s graph: `modules` replace submodules, the others are copied, and
+    call_module nodes whose target starts with `drop` are removed (their input passed through)."""
+    graph = fx.Graph()
+    graph.output(graph.graph_copy(body.graph, {}))
+    for node in list(graph.nodes):
+        if drop is not None and node.op == "call_module" and node.target.startswith(drop):
+            node.replace_all_uses_with(node.args[0])
+            graph.erase_node(node)
+    modules = dict(modules)
+    for node in graph.nodes:
+        if node.op == "call_module" and node.target not in modules:
+            modules[node.target] = copy.deepcopy(body.get_submodule(node.target))
+    return fx.GraphModule(modules, graph, class_name=class_name)
 
 
 def export(net: SearchableNet) -> fx.GraphModule:
@@ -41,13 +70,15 @@ def export(net: SearchableNet) -> fx.GraphModule:
             bits = torch.tensor(arch.layers[name].weight_bits)
             scale = scale.expand(len(bits))
             out_keep = alive[wire.group]
-            in_keep = _input_keep(net, name, alive)
+            in_keep = None
+            if wire.input_group is not None and net.groups[wire.input_group].prunable:
+                in_keep = flattened_keep(alive[wire.input_group], wire.input_multiplier)
             if out_keep is not None:
                 weight, bits, scale = weight[out_keep], bits[out_keep], scale[out_keep]
                 bias = None if bias is None else bias[out_keep]
             if in_keep is not None and wire.shape.kind != "dw":
                 weight = weight[:, in_keep]
-            modules[name] = _plain_layer(layer, weight, bias, wire.shape.kind)
+            modules[name] = plain_layer(weight, bias, layer.conv, wire.shape.kind)
             modules[name].register_buffer("weight_bits", bits)
             modules[name].register_buffer("weight_scale", scale.clone())
         for key, signed in net.act_signed.items():
@@ -55,25 +86,5 @@ def export(net: SearchableNet) -> fx.GraphModule:
             clip = float(net.act(key).clip[net.space.act_bits.index(bits)])
             modules[f"acts.{key}"] = ActivationQuantizer((bits,), signed, clip)
     net.train(was_training)
-    for node in net.body.graph.nodes:
-        if node.op == "call_module" and node.target not in modules:
-            modules[node.target] = net.body.get_submodule(node.target)
-    graph = fx.Graph()
-    out = graph.graph_copy(net.body.graph, {})
-    graph.output(out)
-    small = fx.GraphModule(modules, graph, class_name="Exported")
-    return small.eval()
+    return rebuild(net.body, modules, "Exported").eval()
 
-
-def _plain_layer(layer, weight: torch.Tensor, bias: torch.Tensor | None, kind: str) -> nn.Module:
-    if layer.conv is None:
-        plain = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-    else:
-        c = layer.conv
-        groups = weight.shape[0] if kind == "dw" else 1
-        plain = nn.Conv2d(weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]), c["stride"],
-                          c["padding"], c["dilation"], groups, bias=bias is not None)
-    plain.weight = nn.Parameter(weight.clone())
-    if bias is not None:
-        plain.bias = nn.Parameter(bias.clone())
-    return plain

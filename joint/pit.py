@@ -1,7 +1,6 @@
 """PIT channel pruning, the first stage of the sequential baseline: binary output-channel masks on the float model."""
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -9,6 +8,7 @@ from torch import Tensor, fx, nn
 
 from .arch import Arch, LayerArch
 from .cost import LayerShape
+from .export import flattened_keep, plain_layer, rebuild
 from .graph import _module, channel_groups, trace
 
 KEEP_THRESHOLD = 0.5
@@ -127,41 +127,17 @@ class PrunableNet(nn.Module):
         modules = {}
         with torch.no_grad():
             for name, wire in self.wiring.items():
-                out_keep = kept[wire.group]
-                in_keep = None
+                layer, out_keep = self.body.get_submodule(name), kept[wire.group]
+                weight = layer.weight[out_keep]
                 if wire.input_group is not None and wire.shape.kind != "dw":
-                    mult = wire.input_multiplier
-                    in_keep = (kept[wire.input_group][:, None] * mult + torch.arange(mult)[None, :]).flatten()
-                modules[name] = _slice_layer(self.body.get_submodule(name), out_keep, in_keep, wire.shape.kind)
+                    weight = weight[:, flattened_keep(kept[wire.input_group], wire.input_multiplier)]
+                bias = None if layer.bias is None else layer.bias[out_keep]
+                conv = None if isinstance(layer, nn.Linear) else \
+                    dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
+                modules[name] = plain_layer(weight, bias, conv, wire.shape.kind)
                 if wire.batchnorm is not None:
                     modules[wire.batchnorm] = _slice_batchnorm(self.body.get_submodule(wire.batchnorm), out_keep)
-        graph = fx.Graph()
-        out = graph.graph_copy(self.body.graph, {})
-        graph.output(out)
-        for node in list(graph.nodes):
-            if node.op == "call_module" and node.target.startswith("masks."):
-                node.replace_all_uses_with(node.args[0])
-                graph.erase_node(node)
-        for node in graph.nodes:
-            if node.op == "call_module" and node.target not in modules:
-                modules[node.target] = copy.deepcopy(self.body.get_submodule(node.target))
-        return fx.GraphModule(modules, graph, class_name="Pruned").train(self.training)
-
-
-def _slice_layer(layer: nn.Module, out_keep: Tensor, in_keep: Tensor | None, kind: str) -> nn.Module:
-    weight = layer.weight[out_keep]
-    if in_keep is not None:
-        weight = weight[:, in_keep]
-    if isinstance(layer, nn.Linear):
-        new = nn.Linear(weight.shape[1], weight.shape[0], bias=layer.bias is not None)
-    else:
-        groups = len(out_keep) if kind == "dw" else 1
-        new = nn.Conv2d(weight.shape[1] * groups, weight.shape[0], layer.kernel_size, layer.stride, layer.padding,
-                        layer.dilation, groups, bias=layer.bias is not None)
-    new.weight = nn.Parameter(weight.clone())
-    if layer.bias is not None:
-        new.bias = nn.Parameter(layer.bias[out_keep].clone())
-    return new
+        return rebuild(self.body, modules, "Pruned", drop="masks.").train(self.training)
 
 
 def _slice_batchnorm(bn: nn.BatchNorm2d, keep: Tensor) -> nn.BatchNorm2d:
