@@ -5,12 +5,12 @@ import argparse
 import json
 import sys
 
-import torch
-
 import time
 
+import torch
+
 from . import cost as cost_models
-from . import experiments, models
+from . import experiments, methods, models
 from .arch import Arch
 from .graph import describe, searchable
 from .search import SearchSpace
@@ -64,23 +64,37 @@ def _store(args: argparse.Namespace) -> experiments.Store:
                              cache=experiments.project_path(args.cache), progress=not args.quiet)
 
 
+def _bits(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise ValueError(f"act_bits must be comma-separated integers such as 2,4,8; got {text!r}") from None
+
+
 def run(args: argparse.Namespace) -> str:
-    config = experiments.RunConfig(args.benchmark, args.method, args.lam, args.cost, args.profile, args.seed)
+    config = experiments.RunConfig(args.benchmark, args.method, args.lam, args.cost, args.profile, args.seed,
+                                   args.pit_lam, _bits(args.act_bits))
     record = experiments.run(config, _store(args))
     m = record["metrics"]
-    return (f"{config.method} lam={config.lam:g} on {config.benchmark} ({config.profile}): test accuracy "
-            f"{100 * m['test_accuracy']:.2f} %, size {m['size_kb']:.3f} kB -> "
+    cycles = "" if m["mpic_cycles"] is None else f", {m['mpic_cycles']:,.0f} MPIC / {m['ne16_cycles']:,.0f} NE16 cycles"
+    return (f"{config.method} lam={config.lam:g} ({config.cost}) on {config.benchmark} ({config.profile}): test "
+            f"accuracy {100 * m['test_accuracy']:.2f} %, size {m['size_kb']:.3f} kB{cycles} -> "
             f"{_store(args).record_path(config)}")
 
 
+SWEEPS = {"size": experiments.size_sweep, "cost": experiments.cost_sweep}
+
+
 def sweep(args: argparse.Namespace) -> str:
-    configs = experiments.size_sweep(args.benchmark, args.profile, args.seed)
+    configs = SWEEPS[args.analysis](args.benchmark, args.profile, args.seed)
     store = _store(args)
     pending = sum(not store.record_path(c).exists() for c in configs)
     started = time.perf_counter()
     experiments.sweep(configs, store)
-    return (f"{len(configs)} runs of the size analysis ({pending} trained now, {len(configs) - pending} already "
-            f"recorded) in {time.perf_counter() - started:.1f} s -> {store.results / args.profile / 'runs'}")
+    return (f"{len(configs)} runs of the {args.analysis} analysis ({pending} trained now, {len(configs) - pending} "
+            f"already recorded) in {time.perf_counter() - started:.1f} s -> {store.results / args.profile / 'runs'}")
 
 
 def reproduce(args: argparse.Namespace) -> str:
@@ -125,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     p_cost.add_argument("--cost", help="cost model (default: all of them); registered: "
                         + ", ".join(sorted(cost_models.MODELS)))
     for name, help_text in (("run", "train and record one run (skipped if recorded)"),
-                            ("sweep", "every run of the size analysis that is not recorded yet"),
+                            ("sweep", "every run of an analysis that is not recorded yet"),
                             ("reproduce", "execute every notebook with papermill (what make reproduce does)")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--profile", default="quick", help=f"one of {', '.join(experiments.PROFILES)}")
@@ -137,10 +151,16 @@ def main(argv: list[str] | None = None) -> int:
             continue
         p.add_argument("--benchmark", default="digits", help="benchmark (default: digits)")
         p.add_argument("--seed", type=int, default=0)
+        if name == "sweep":
+            p.add_argument("--analysis", choices=sorted(SWEEPS), default="size",
+                           help="size: the size and training-time analyses; cost: the cost-model ablation")
         if name == "run":
-            p.add_argument("--method", required=True, help="joint, mixprec, edmips, w8a8, w4a8, w2a8 or float")
+            p.add_argument("--method", required=True, help=", ".join(methods.METHODS))
             p.add_argument("--lam", type=float, default=0.0, help="lambda (searched methods only)")
-            p.add_argument("--cost", default="size", help="cost model of the search")
+            p.add_argument("--cost", default="size", help="cost model of the search; registered: "
+                           + ", ".join(sorted(cost_models.MODELS)))
+            p.add_argument("--act-bits", help="activation precisions, e.g. 2,4,8 (default: the cost model's target)")
+            p.add_argument("--pit-lam", type=float, help="sequential only: the PIT lambda of its pruned seed")
     args = parser.parse_args(argv)
     commands = {"info": lambda a: info(a.model, a.json), "cost": cost, "run": run, "sweep": sweep,
                 "reproduce": reproduce}

@@ -161,17 +161,101 @@ def front_times(records: list[dict], methods: tuple[str, ...] = ("joint", "seque
     return pd.DataFrame(rows).sort_values(["method", "size_kB"], ignore_index=True)
 
 
+def match_front(mine: list[Point], theirs: list[Point], mine_name: str, their_name: str,
+                unit: str = "kB") -> pd.DataFrame:
+    """For every point of `theirs`' front, the cheapest of `mine` at least as accurate, and the cost reduction."""
+    rows = []
+    for base in pareto_front(theirs):
+        best = iso_accuracy(mine, base)
+        rows.append({f"{their_name}_{unit}": base.cost, f"{their_name}_acc_%": base.accuracy,
+                     f"{mine_name}_{unit}": None if best is None else best.cost,
+                     f"{mine_name}_acc_%": None if best is None else best.accuracy,
+                     "reduction_%": None if best is None else 100 * reduction(best, base)})
+    return pd.DataFrame(rows, columns=[f"{their_name}_{unit}", f"{their_name}_acc_%", f"{mine_name}_{unit}",
+                                       f"{mine_name}_acc_%", "reduction_%"])
+
+
 def front_comparison(records: list[dict], method: str, other: str, metric: str = "size_kb") -> pd.DataFrame:
     """For every point of `other`'s front, the smallest `method` model at least as accurate, and the reduction."""
-    mine = points(records, method, metric)
+    return match_front(points(records, method, metric), points(records, other, metric), method, other)
+
+
+METRICS = {"size": "size_kb", "bitops": "bitops", "mpic": "mpic_cycles", "ne16": "ne16_cycles"}
+HARDWARE = ("mpic", "ne16")
+
+
+def trained_with(records: list[dict], cost: str, method: str = "joint") -> list[dict]:
+    """The records of `method` whose search was regularised by cost model `cost`."""
+    return [r for r in records if r["config"]["method"] == method and r["config"]["cost"] == cost]
+
+
+def search_settings(records: list[dict], method: str = "joint") -> pd.DataFrame:
+    """Per training cost model of `method`: its runs, lambda grid, activation precisions and all-8-bit reference."""
     rows = []
-    for base in pareto_front(points(records, other, metric)):
-        best = iso_accuracy(mine, base)
-        rows.append({f"{other}_kB": base.cost, f"{other}_acc_%": base.accuracy,
-                     f"{method}_kB": None if best is None else best.cost,
-                     f"{method}_acc_%": None if best is None else best.accuracy,
-                     "reduction_%": None if best is None else 100 * reduction(best, base)})
+    for cost in dict.fromkeys(r["config"]["cost"] for r in records if r["config"]["method"] == method):
+        runs = trained_with(records, cost, method)
+        rows.append({"cost_model": cost, "runs": len(runs),
+                     "lambdas": ", ".join(f"{lam:g}" for lam in sorted({r["config"]["lam"] for r in runs})),
+                     "act_bits": ", ".join(sorted({"/".join(map(str, r["config"]["act_bits"])) for r in runs})),
+                     "all_8_bit_cost": runs[0]["metrics"]["cost_reference"]})
     return pd.DataFrame(rows)
+
+
+def cycles_table(records: list[dict], method: str = "joint") -> pd.DataFrame:
+    """On each hardware target, every point of the front trained for the other target against the cheapest model
+    trained for this one that is at least as accurate: cycles at iso-accuracy (the paper's figure, as numbers)."""
+    tables = []
+    for target in HARDWARE:
+        other = next(h for h in HARDWARE if h != target)
+        metric = METRICS[target]
+        mine = points(trained_with(records, target, method), method, metric)
+        theirs = points(trained_with(records, other, method), method, metric)
+        table = match_front(mine, theirs, f"{target}_trained", f"{other}_trained", "cycles")
+        table.columns = ["reference_cycles", "reference_acc_%", "matched_cycles", "matched_acc_%", "reduction_%"]
+        table.insert(0, "matched", f"{target}-trained")
+        table.insert(0, "reference", f"{other}-trained")
+        table.insert(0, "target", target)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def cost_model_summary(records: list[dict], costs: tuple[str, ...], method: str = "joint") -> pd.DataFrame:
+    """On each hardware target, the front trained for it against the front trained with every other cost model:
+    how many of that front's points it reaches at iso-accuracy, and the median and largest cycle reduction."""
+    rows = []
+    for target in HARDWARE:
+        metric = METRICS[target]
+        mine = points(trained_with(records, target, method), method, metric)
+        for cost in costs:
+            if cost == target:
+                continue
+            theirs = points(trained_with(records, cost, method), method, metric)
+            match = match_front(mine, theirs, target, cost, "cycles")
+            reached = match["reduction_%"].dropna()
+            rows.append({"target": target, "trained_for": cost,
+                         "points_reached": f"{len(reached)}/{len(match)}",
+                         "median_reduction_%": reached.median() if len(reached) else None,
+                         "max_reduction_%": reached.max() if len(reached) else None})
+    return pd.DataFrame(rows)
+
+
+def summarize_cycles(table: pd.DataFrame) -> str:
+    """One sentence per target: how the front trained for it compares with the other target's front."""
+    sentences = []
+    for target, rows in table.groupby("target", sort=False):
+        reached = rows["reduction_%"].dropna()
+        reference, matched = rows["reference"].iloc[0], rows["matched"].iloc[0]
+        if not len(reached):
+            sentences.append(f"On {target} cycles, no {matched} model is as accurate as any point of the {reference} "
+                             f"front.")
+            continue
+        fewer = (reached > 0).sum()
+        sentences.append(
+            f"On {target} cycles, the {matched} front reaches {len(reached)} of the {len(rows)} points of the "
+            f"{reference} front at iso-accuracy and needs fewer cycles at {fewer} of them; the reduction ranges "
+            f"from {reached.min():.1f} % to {reached.max():.1f} % (median {reached.median():.1f} %, negative = "
+            f"more cycles).")
+    return " ".join(sentences)
 
 
 def size_range(records: list[dict], method: str, metric: str = "size_kb") -> tuple[float, float]:

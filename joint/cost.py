@@ -41,13 +41,16 @@ class LayerShape:
 
 CostFn = Callable[[LayerShape, Tensor, Tensor, Tensor, Tensor], Tensor]
 MODELS: dict[str, CostFn] = {}
+TARGET_ACT_BITS: dict[str, tuple[int, ...] | None] = {}  # activation precisions the target runs; None: any
 
 
-def register(name: str) -> Callable[[CostFn], CostFn]:
-    """Decorator adding a cost model to MODELS under `name`."""
+def register(name: str, act_bits: tuple[int, ...] | None = None) -> Callable[[CostFn], CostFn]:
+    """Decorator adding a cost model to MODELS under `name`; `act_bits` are the activation precisions its
+    hardware supports (a search with this model explores them), None if the model does not restrict them."""
 
     def add(fn: CostFn) -> CostFn:
         MODELS[name] = fn
+        TARGET_ACT_BITS[name] = None if act_bits is None else tuple(sorted(act_bits))
         return fn
 
     return add
@@ -58,6 +61,12 @@ def get(name: str) -> CostFn:
     if name not in MODELS:
         raise ValueError(f"unknown cost model {name!r}; allowed: {', '.join(sorted(MODELS))}")
     return MODELS[name]
+
+
+def search_act_bits(name: str) -> tuple[int, ...]:
+    """Activation precisions a search with cost model `name` explores by default: its target's, else 8 bits."""
+    get(name)
+    return TARGET_ACT_BITS[name] or (8,)
 
 
 def layer_cost(fn: CostFn, layer: LayerShape, cin: Tensor, n: Tensor, w_bits: Tensor,
@@ -74,21 +83,50 @@ def regularizer(cost: Tensor, lam: float) -> Tensor:
     return lam * cost
 
 
-def _per_channel_weights(layer: LayerShape, cin: Tensor) -> Tensor:
+def channel_weights(layer: LayerShape, cin: Tensor) -> Tensor:
+    """Weights of one output channel fed by `cin` input channels (a depthwise channel sees one)."""
     kh, kw = layer.kernel
     return kh * kw * (torch.ones_like(cin) if layer.kind == "dw" else cin)
+
+
+def channel_macs(layer: LayerShape, cin: Tensor) -> Tensor:
+    """MACs of one output channel fed by `cin` input channels (no bias term)."""
+    return channel_weights(layer, cin) * layer.out_hw[0] * layer.out_hw[1]
+
+
+def lut(name: str, table: dict[tuple[int, int], float]) -> Callable[[Tensor, Tensor], Tensor]:
+    """A differentiable-friendly lookup f(a, w) -> table[(activation bits, weight bits)], broadcast over a and w;
+    pruned channels (w = 0) read 0, a pair missing from the table is a one-line error naming `name`."""
+    top = 1 + max(max(a, w) for a, w in table)
+    dense = torch.full((top, top), float("nan"), dtype=torch.float64)
+    dense[:, 0] = 0.0
+    for (a_bits, w_bits), value in table.items():
+        dense[a_bits, w_bits] = float(value)
+
+    def read(a: Tensor, w: Tensor) -> Tensor:
+        a_idx, w_idx = torch.broadcast_tensors(a.long(), w.long())
+        inside = (a_idx >= 0) & (a_idx < top) & (w_idx >= 0) & (w_idx < top)
+        values = dense[a_idx.clamp(0, top - 1), w_idx.clamp(0, top - 1)]
+        bad = ~inside | values.isnan()
+        if bool(bad.any()):
+            pairs = sorted({(int(x), int(y)) for x, y in zip(a_idx[bad].tolist(), w_idx[bad].tolist())})
+            raise ValueError(f"{name} has no entry for (activation bits, weight bits) {pairs}; "
+                             f"allowed: {sorted(table)} (and weight bits 0)")
+        return values.to(a.dtype)
+
+    return read
 
 
 @register("size")
 def size(layer: LayerShape, cin: Tensor, n: Tensor, a: Tensor, w: Tensor) -> Tensor:
     """Bits of the weights (no bias, BatchNorm folded)."""
-    return _per_channel_weights(layer, cin) * n * w
+    return channel_weights(layer, cin) * n * w
 
 
 @register("bitops")
 def bitops(layer: LayerShape, cin: Tensor, n: Tensor, a: Tensor, w: Tensor) -> Tensor:
     """MACs times weight bits times input activation bits."""
-    return _per_channel_weights(layer, cin) * layer.out_hw[0] * layer.out_hw[1] * n * w * a
+    return channel_macs(layer, cin) * n * w * a
 
 
 MPIC_MACS_PER_CYCLE = {  # Ottavi et al., MPIC: throughput by (activation bits, weight bits)
@@ -96,24 +134,13 @@ MPIC_MACS_PER_CYCLE = {  # Ottavi et al., MPIC: throughput by (activation bits, 
     (4, 2): 3.9, (4, 4): 3.5, (4, 8): 2.1,
     (8, 2): 2.5, (8, 4): 2.3, (8, 8): 2.1,
 }
-_MPIC_CPM = torch.zeros(9, 9, dtype=torch.float64)
-for (_a, _w), _thr in MPIC_MACS_PER_CYCLE.items():
-    _MPIC_CPM[_a, _w] = 1.0 / _thr
+_mpic_cycles_per_mac = lut("mpic", {pair: 1.0 / thr for pair, thr in MPIC_MACS_PER_CYCLE.items()})
 
 
-def _check_bits(model: str, a: Tensor, w: Tensor, a_ok: set[int], w_ok: set[int]) -> None:
-    a_set, w_set = set(int(v) for v in a.flatten().tolist()), set(int(v) for v in w.flatten().tolist())
-    if not a_set <= a_ok or not w_set <= w_ok:
-        raise ValueError(f"{model} supports activation bits {sorted(a_ok)} and weight bits {sorted(w_ok)}; "
-                         f"got activation bits {sorted(a_set)}, weight bits {sorted(w_set)}")
-
-
-@register("mpic")
+@register("mpic", act_bits=(2, 4, 8))
 def mpic(layer: LayerShape, cin: Tensor, n: Tensor, a: Tensor, w: Tensor) -> Tensor:
     """Cycles on the MPIC RISC-V core: MACs (no bias term) over the MAC/cycle of the (a, w) pair."""
-    _check_bits("mpic", a, w, {2, 4, 8}, {0, 2, 4, 8})
-    cpm = _MPIC_CPM.to(cin.dtype)[a.long(), w.long()]
-    return _per_channel_weights(layer, cin) * layer.out_hw[0] * layer.out_hw[1] * n * cpm
+    return channel_macs(layer, cin) * n * _mpic_cycles_per_mac(a, w)
 
 
 def _ste(x: Tensor, value: Tensor) -> Tensor:
@@ -150,7 +177,7 @@ def _ne16_sublayer(ko: Tensor, ki: Tensor, out_hw: tuple[int, int], w: Tensor, m
     return n_sp * (n_body * iteration(k_body) + has_rem * iteration(rem))
 
 
-@register("ne16")
+@register("ne16", act_bits=(8,))
 def ne16(layer: LayerShape, cin: Tensor, n: Tensor, a: Tensor, w: Tensor) -> Tensor:
     """Cycles on GAP9's NE16 engine (8-bit activations): analytical tile model, kernels split in 3x3 and 1x1."""
     kh, kw = layer.kernel

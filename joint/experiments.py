@@ -6,7 +6,7 @@ import json
 import math
 import os
 import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -23,7 +23,7 @@ from .train import Penalty, PhaseConfig, evaluate, train_phase
 
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("00_tour", "01_size_pareto", "02_training_time")
+NOTEBOOKS = ("00_tour", "01_size_pareto", "02_training_time", "03_cost_model_ablation")
 
 
 def project_path(path: str | Path) -> Path:
@@ -48,6 +48,11 @@ class Profile:
     pit_finetune: PhaseConfig
     pit_lambdas: tuple[float, ...]  # PIT on the float parameter count normalised by the unpruned count
     sequential_lambdas: tuple[float, ...]  # MixPrec lambdas run on every PIT seed
+    cost_lambdas: dict[str, tuple[float, ...]] = field(default_factory=dict)  # ablation grid per cost model
+
+    def grid(self, cost: str) -> tuple[float, ...]:
+        """The lambda grid of a joint search with cost model `cost`: its own grid if it has one, else `lambdas`."""
+        return self.cost_lambdas.get(cost, self.lambdas)
 
     def fingerprint(self) -> str:
         """Hash of every setting that changes a run's result (not the lambda grids, which only list runs)."""
@@ -64,7 +69,8 @@ PROFILES: dict[str, Profile] = {
         (0.5, 5.0),
         PhaseConfig(2, lr=1e-3, arch_lr=0.05, arch_optimizer="adam", min_epochs=1, patience=2),
         PhaseConfig(2, lr=1e-3, min_epochs=1, patience=2),
-        (1.0,), (0.5, 5.0)),
+        (1.0,), (0.5, 5.0),
+        {"bitops": (0.5, 5.0), "mpic": (0.5, 5.0), "ne16": (0.02, 0.1)}),
     "quick": Profile(
         "quick", "offline digits benchmark, every analysis in minutes on 2 CPU cores", ("digits",), 64,
         PhaseConfig(60, lr=3e-3, min_epochs=20, patience=15),
@@ -73,7 +79,12 @@ PROFILES: dict[str, Profile] = {
         (0.05, 0.2, 0.5, 0.7, 1.0, 2.0, 5.0, 10.0),
         PhaseConfig(40, lr=1e-3, arch_lr=3e-3, arch_optimizer="adam", min_epochs=30, patience=40),
         PhaseConfig(20, lr=1e-3, min_epochs=10, patience=10),
-        (0.02, 0.1, 0.4), (0.2, 1.0, 5.0)),
+        (0.02, 0.1, 0.4), (0.2, 1.0, 5.0),
+        # a normalised lambda weighs each cost model differently: NE16's straight-through tile counts give every
+        # channel a steep gradient, so its front collapses to one channel per layer from lambda 0.2 on; each grid
+        # spans its model's front from the all-8-bit network to just before that collapse
+        {"bitops": (0.2, 0.5, 1.0, 2.0, 5.0, 10.0), "mpic": (0.2, 0.5, 1.0, 2.0, 5.0, 7.0),
+         "ne16": (0.005, 0.01, 0.02, 0.05, 0.1, 0.15)}),
 }
 
 
@@ -95,6 +106,7 @@ class RunConfig:
     profile: str = "quick"
     seed: int = 0
     pit_lam: float | None = None  # sequential only: the PIT lambda of the pruned seed it starts from
+    act_bits: tuple[int, ...] | None = None  # activation precisions; None: the cost model's target (searches)
 
     def __post_init__(self):
         if self.benchmark not in datasets.LOADERS:
@@ -117,6 +129,33 @@ class RunConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0; got {self.seed!r}")
         object.__setattr__(self, "lam", float(self.lam))
+        object.__setattr__(self, "act_bits", self._resolve_act_bits(method))
+
+    def _resolve_act_bits(self, method: methods.Method) -> tuple[int, ...] | None:
+        """The activation precision set this run uses, spelled out, so equal runs get equal keys."""
+        if method.space is None:
+            if self.act_bits is not None:
+                raise ValueError(f"act_bits must be None for method {self.method!r}, which is not quantized; "
+                                 f"got {self.act_bits!r}")
+            return None
+        if "search" not in method.phases:
+            fixed = method.space.act_bits
+            if self.act_bits is not None and tuple(sorted(self.act_bits)) != fixed:
+                raise ValueError(f"act_bits of method {self.method!r} are fixed to {fixed}; got {self.act_bits!r}")
+            return fixed
+        if self.act_bits is None:
+            return cost_models.search_act_bits(self.cost)
+        bits = SearchSpace(act_bits=self.act_bits).act_bits
+        target = cost_models.TARGET_ACT_BITS[self.cost]
+        if target is not None and not set(bits) <= set(target):
+            raise ValueError(f"act_bits {bits} are not all supported by cost model {self.cost!r}; allowed: "
+                             f"a subset of {target}")
+        return bits
+
+    def space(self) -> SearchSpace | None:
+        """The search space of this run: its method's, with this run's activation precisions."""
+        space = methods.get(self.method).space
+        return None if space is None else replace(space, act_bits=self.act_bits)
 
     def seed_config(self) -> RunConfig:
         """The PIT run whose pruned model seeds this sequential run."""
@@ -220,7 +259,7 @@ def run(config: RunConfig, store: Store | None = None) -> dict:
                              f"--profile {config.profile}")
         record["seed"] = {"key": seed_config.key(), "pit_lam": config.pit_lam}
         start = load_pit_seed(store.pit_seed(seed_config), warm, example)
-        result = _run_quantized(config, prof, method.space, method.phases, start, warm, example, bench, store)
+        result = _run_quantized(config, prof, config.space(), method.phases, start, warm, example, bench, store)
     elif config.method == "pit":
         result = _run_pit(config, prof, warm, example, bench, store)
     elif method.space is None:
@@ -229,7 +268,7 @@ def run(config: RunConfig, store: Store | None = None) -> dict:
                   "metrics": {**_accuracies(warm, bench), "size_kb": weights * 32 / 8000, "bitops": None,
                               "mpic_cycles": None, "ne16_cycles": None, "pruned_fraction": 0.0}}
     else:
-        result = _run_quantized(config, prof, method.space, method.phases, warm, warm, example, bench, store)
+        result = _run_quantized(config, prof, config.space(), method.phases, warm, warm, example, bench, store)
     record["phases"].update(result.pop("phases"))
     record.update(result)
     record["versions"] = {"joint": __version__, "torch": torch.__version__, "python": platform.python_version()}
@@ -308,7 +347,8 @@ def _run_quantized(config: RunConfig, prof: Profile, space: SearchSpace, phases:
     arch = net.arch()
     out["metrics"] = {**_accuracies(net, bench), "size_kb": arch.size_kb(),
                       "bitops": arch.cost("bitops"), "mpic_cycles": arch.cost("mpic"), "ne16_cycles": arch.cost("ne16"),
-                      "pruned_fraction": arch.pruned_fraction(), "cost_reference": reference}
+                      "pruned_fraction": arch.pruned_fraction(), "cost_reference": reference,
+                      "search_cost": arch.cost(config.cost)}
     out["arch"] = arch.to_dict()
     return out
 
@@ -328,19 +368,37 @@ def sweep(configs: list[RunConfig], store: Store | None = None) -> list[dict]:
     return records
 
 
-def size_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
-    """Every run of the size and training-time analyses: float, fixed w8a8/w4a8/w2a8, every searched method over
-    the lambda grid, PIT over its grid, and the sequential baseline (each PIT seed times the MixPrec grid)."""
+def _profile_of(benchmark: str, profile: str) -> Profile:
     prof = get_profile(profile)
     if benchmark not in prof.benchmarks:
         raise ValueError(f"benchmark {benchmark!r} is not part of profile {profile!r}; "
                          f"allowed: {', '.join(prof.benchmarks)}")
+    return prof
+
+
+def size_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
+    """Every run of the size and training-time analyses: float, fixed w8a8/w4a8/w2a8, every searched method over
+    the lambda grid, PIT over its grid, and the sequential baseline (each PIT seed times the MixPrec grid)."""
+    prof = _profile_of(benchmark, profile)
     configs = [RunConfig(benchmark, m, profile=profile, seed=seed) for m in ("float", *methods.FIXED)]
     for m in methods.SEARCHED:
         configs += [RunConfig(benchmark, m, lam, "size", profile, seed) for lam in prof.lambdas]
     configs += [RunConfig(benchmark, "pit", lam, "size", profile, seed) for lam in prof.pit_lambdas]
     configs += [RunConfig(benchmark, "sequential", lam, "size", profile, seed, pit_lam)
                 for pit_lam in prof.pit_lambdas for lam in prof.sequential_lambdas]
+    return configs
+
+
+ABLATION_COSTS = ("size", "bitops", "mpic", "ne16")
+
+
+def cost_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
+    """Every run of the cost-model ablation: the fixed w8a8/w4a8/w2a8 baselines, and joint searched with each
+    cost model over the lambda grid, each with its target's activation precisions (MPIC: 2/4/8, others: 8)."""
+    prof = _profile_of(benchmark, profile)
+    configs = [RunConfig(benchmark, m, profile=profile, seed=seed) for m in methods.FIXED]
+    configs += [RunConfig(benchmark, "joint", lam, cost, profile, seed) for cost in ABLATION_COSTS
+                for lam in prof.grid(cost)]
     return configs
 
 

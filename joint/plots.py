@@ -62,6 +62,50 @@ def paper_size_pareto(ax=None):
     return ax.figure
 
 
+TRAINED_FOR = {  # series of the cost-model ablation: the paper's MPIC (blue circles) and NE16 (green X) styles
+    "mpic": ("tab:blue", "o", "-"),
+    "ne16": ("tab:green", "X", "--"),
+    "size": ("goldenrod", "s", ":"),
+    "bitops": ("tab:orange", "P", "-."),
+}
+CYCLE_UNITS = {"mpic": 1e6, "ne16": 1e5}
+
+
+def _latency_series(ax, pts: list[analysis.Point], name: str, scale: float) -> None:
+    colour, marker, style = TRAINED_FOR.get(name, ("tab:grey", "v", "-"))
+    pts = [analysis.Point(p.method, p.cost / scale, p.accuracy, p.lam) for p in pts]
+    front = analysis.pareto_front(pts)
+    ax.plot([p.cost for p in front], [p.accuracy for p in front], color=colour, marker=marker, linestyle=style,
+            label=name.upper() if name in analysis.HARDWARE else name)
+    others = [p for p in pts if p not in front]
+    ax.scatter([p.cost for p in others], [p.accuracy for p in others], color=colour, marker=marker, alpha=0.3)
+
+
+def _latency_axes(ax, target: str, title: str) -> None:
+    ax.set_xlabel(f"{target.upper()} cycles (x{CYCLE_UNITS[target]:.0e})".replace("e+0", "e"))
+    ax.set_ylabel("Test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right", title="trained for", title_fontsize=7)
+
+
+def latency_pareto(records: list[dict], title: str, costs: tuple[str, ...] = tuple(TRAINED_FOR), axes=None):
+    """The paper's cost-model figure: a front per training cost model, drawn in MPIC cycles and in NE16 cycles."""
+    axes = axes if axes is not None else plt.subplots(1, 2, figsize=(12, 4.2))[1]
+    for ax, target in zip(axes, analysis.HARDWARE):
+        metric, scale = analysis.METRICS[target], CYCLE_UNITS[target]
+        for cost in costs:
+            pts = analysis.points(analysis.trained_with(records, cost), "joint", metric)
+            if pts:
+                _latency_series(ax, pts, cost, scale)
+        for name, marker in FIXED_MARKERS.items():
+            for p in analysis.points(records, name, metric):
+                ax.scatter([p.cost / scale], [p.accuracy], marker=marker, s=70, color="tab:purple",
+                           edgecolor="black", label=name, zorder=3)
+        _latency_axes(ax, target, f"{title}: on {target.upper()}")
+    return axes[0].figure
+
+
 def _decorate(ax, title: str) -> None:
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))

@@ -117,3 +117,43 @@ def test_front_times_lists_each_front_point_with_its_seconds():
     rows = analysis.front_times(TIMED).to_dict("records")
     assert [(r["method"], r["size_kB"], r["seconds"]) for r in rows] == [
         ("joint", 2.0, 13.0), ("joint", 5.0, 12.0), ("sequential", 3.0, 22.0), ("sequential", 6.0, 22.0)]
+
+
+def latency_record(method, cost, lam, acc, mpic, ne16, act_bits=(8,)):
+    return {"config": {"method": method, "cost": cost, "lam": lam, "act_bits": list(act_bits)},
+            "metrics": {"test_accuracy": acc / 100, "mpic_cycles": mpic, "ne16_cycles": ne16,
+                        "cost_reference": {"mpic": 300.0, "ne16": 30.0, "size": 8.0}[cost]}}
+
+
+ABLATION = [latency_record("joint", "mpic", 1, 90, 100, 20, (2, 4, 8)), latency_record("joint", "mpic", 2, 80, 50, 15),
+            latency_record("joint", "ne16", 0.1, 91, 120, 10), latency_record("joint", "ne16", 0.2, 70, 40, 5),
+            latency_record("joint", "size", 1, 85, 80, 12), latency_record("w8a8", "size", 0, 92, 300, 30)]
+
+
+def test_cycles_table_matches_each_targets_front_against_the_other_target_at_iso_accuracy():
+    table = analysis.cycles_table(ABLATION)
+    mpic = table[table["target"] == "mpic"]
+    # on MPIC the NE16 front is (40, 70), (120, 91): the MPIC-trained match of 70 % is 50 cycles, none reaches 91 %
+    assert mpic["reference_cycles"].tolist() == [40, 120] and mpic["matched_cycles"].tolist()[0] == 50
+    assert mpic["reduction_%"].tolist()[0] == pytest.approx(-25.0) and pd.isna(mpic["reduction_%"].tolist()[1])
+    ne16 = table[table["target"] == "ne16"]
+    assert ne16["matched_cycles"].tolist() == [10, 10]
+    assert ne16["reduction_%"].tolist() == pytest.approx([100 / 3, 50])
+    text = analysis.summarize_cycles(table)
+    assert "On mpic cycles, the mpic-trained front reaches 1 of the 2 points" in text
+    assert "needs fewer cycles at 2 of them; the reduction ranges from 33.3 % to 50.0 %" in text
+
+
+def test_cost_model_summary_and_search_settings():
+    summary = analysis.cost_model_summary(ABLATION, ("size", "mpic", "ne16"))
+    row = summary[(summary["target"] == "ne16") & (summary["trained_for"] == "size")].iloc[0]
+    assert row["points_reached"] == "1/1" and row["max_reduction_%"] == pytest.approx(100 * (1 - 10 / 12))
+    settings = analysis.search_settings(ABLATION).set_index("cost_model")
+    assert settings.loc["mpic", "lambdas"] == "1, 2" and settings.loc["mpic", "act_bits"] == "2/4/8, 8"
+    assert settings.loc["ne16", "all_8_bit_cost"] == 30.0 and "w8a8" not in settings.index
+
+
+def test_the_paper_latency_figure_through_the_same_rule_gives_its_stated_gap():
+    table = analysis.cycles_table(paper.latency_records())
+    row = table[(table["target"] == "ne16") & (table["reference_acc_%"] == 71.7)].iloc[0]
+    assert (row["reference_cycles"], row["matched_cycles"]) == (0.97e5, 0.39e5)  # "0.39e5 against 0.97e5"

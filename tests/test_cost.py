@@ -126,7 +126,7 @@ def test_bad_names_and_lambda():
 
 
 def test_mpic_rejects_precisions_outside_its_table():
-    with pytest.raises(ValueError, match=r"mpic supports activation bits \[2, 4, 8\] and weight bits \[0, 2, 4, 8\]"):
+    with pytest.raises(ValueError, match=r"mpic has no entry for \(activation bits, weight bits\) \[\(8, 3\)\]"):
         uniform("resnet8", 3).cost("mpic")
 
 
@@ -143,3 +143,31 @@ def test_resnet8_fixed_precision_points_of_the_paper_latency_figure(wbits, mpic,
     arch = uniform("resnet8", wbits)
     assert arch.cost("mpic") == pytest.approx(mpic, rel=0.005)
     assert arch.cost("ne16") == pytest.approx(ne16, rel=0.01)
+
+
+def test_lut_reads_pairs_broadcast_zero_bits_cost_nothing_and_a_missing_pair_is_one_line():
+    read = cost.lut("my_mcu", {(8, 8): 0.5, (8, 4): 0.25, (4, 4): 0.2})
+    a, w = torch.tensor([[8.0], [4.0]], dtype=torch.float64), torch.tensor([[0.0, 4.0]], dtype=torch.float64)
+    assert read(a, w).tolist() == [[0.0, 0.25], [0.0, 0.2]]
+    with pytest.raises(ValueError, match=r"my_mcu has no entry for \(activation bits, weight bits\) \[\(4, 8\), "
+                                         r"\(32, 8\)\]; allowed: \[\(4, 4\), \(8, 4\), \(8, 8\)\]"):
+        read(torch.tensor([[4.0], [32.0], [8.0]]), torch.tensor([[8.0]]))
+
+
+def test_every_model_knows_the_activation_precisions_its_target_runs():
+    assert cost.TARGET_ACT_BITS == {"size": None, "bitops": None, "mpic": (2, 4, 8), "ne16": (8,)}
+    assert [cost.search_act_bits(m) for m in ("size", "bitops", "mpic", "ne16")] == [(8,), (8,), (2, 4, 8), (8,)]
+    with pytest.raises(ValueError, match="unknown cost model 'energy'"):
+        cost.search_act_bits("energy")
+
+
+def test_mpic_charges_lower_activation_precisions_less():
+    net = joint.searchable(joint.models.resnet8(), joint.SearchSpace((8,), (2, 4, 8)), torch.rand(1, 3, 32, 32))
+    macs = 12_501_632
+    for index, bits in enumerate((2, 4, 8)):
+        with torch.no_grad():
+            for alpha in net.act_logits.values():
+                alpha.copy_(1000.0 * torch.nn.functional.one_hot(torch.tensor(index), 3))
+        net.eval()
+        assert float(net.cost("mpic").detach()) == pytest.approx(macs / cost.MPIC_MACS_PER_CYCLE[(bits, 8)])
+        assert net.arch().cost("mpic") == pytest.approx(macs / cost.MPIC_MACS_PER_CYCLE[(bits, 8)])

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+import joint
 from joint import Arch, experiments
 from joint.experiments import RunConfig, Store, run, size_sweep, sweep, without_timing
 
@@ -23,10 +24,57 @@ def store(tmp_path, name):
     (dict(benchmark="digits", method="joint", lam=-1.0), "lam must be a finite number >= 0; got -1.0"),
     (dict(benchmark="digits", method="w8a8", lam=1.0), "lam must be 0 for method 'w8a8'"),
     (dict(benchmark="digits", method="joint", seed=-1), "seed must be an integer >= 0; got -1"),
+    (dict(benchmark="digits", method="joint", cost="ne16", act_bits=(4, 8)),
+     r"act_bits \(4, 8\) are not all supported by cost model 'ne16'; allowed: a subset of \(8,\)"),
+    (dict(benchmark="digits", method="joint", act_bits=(0, 8)), "act_bits must not contain 0"),
+    (dict(benchmark="digits", method="w4a8", act_bits=(4,)), r"act_bits of method 'w4a8' are fixed to \(8,\)"),
+    (dict(benchmark="digits", method="pit", act_bits=(8,)), "act_bits must be None for method 'pit'"),
 ])
 def test_bad_run_config_is_one_clear_line(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RunConfig(**kwargs)
+
+
+def test_activation_precisions_default_to_the_cost_models_target_and_are_spelled_out_in_the_key():
+    assert RunConfig("digits", "joint", 1.0, "mpic").act_bits == (2, 4, 8)
+    assert RunConfig("digits", "joint", 1.0, "ne16").act_bits == (8,)
+    spelled = RunConfig("digits", "joint", 1.0, "mpic", act_bits=[8, 2, 4])
+    assert RunConfig("digits", "joint", 1.0, "mpic").key() == spelled.key()
+    assert RunConfig("digits", "joint", 1.0, "mpic", act_bits=(8,)).space().act_bits == (8,)
+    assert RunConfig("digits", "w2a8").space() == joint.SearchSpace((2,), (8,))
+    assert RunConfig("digits", "float").act_bits is None and RunConfig("digits", "float").space() is None
+
+
+def test_cost_sweep_trains_joint_with_every_cost_model_over_its_own_grid():
+    configs = experiments.cost_sweep("digits", "quick")
+    prof = experiments.get_profile("quick")
+    for name in experiments.ABLATION_COSTS:
+        mine = [c for c in configs if c.method == "joint" and c.cost == name]
+        assert tuple(c.lam for c in mine) == prof.grid(name)
+        assert {c.act_bits for c in mine} == {(2, 4, 8) if name == "mpic" else (8,)}
+    assert [c.method for c in configs if c.method != "joint"] == ["w8a8", "w4a8", "w2a8"]
+    assert prof.grid("size") == prof.lambdas and prof.grid("ne16") != prof.lambdas
+    size = {c.key() for c in size_sweep("digits", "quick")}
+    assert all(c.key() in size for c in configs if c.cost == "size")  # shared with the size analysis
+
+
+def test_a_registered_cost_model_steers_a_search(tmp_path, monkeypatch):
+    monkeypatch.setitem(joint.cost.MODELS, "my_mcu", None)  # so that the registration is undone after the test
+    monkeypatch.setitem(joint.cost.TARGET_ACT_BITS, "my_mcu", None)
+    cycles_per_mac = joint.cost.lut("my_mcu", {(8, 2): 0.1, (8, 4): 0.3, (8, 8): 1.0})
+
+    @joint.cost.register("my_mcu", act_bits=(8,))
+    def my_mcu(layer, cin, n, a, w):
+        return joint.cost.channel_macs(layer, cin) * n * cycles_per_mac(a, w)
+
+    s = store(tmp_path, "a")
+    light, heavy = (run(RunConfig("digits", "joint", lam, "my_mcu", profile="smoke"), s) for lam in (0.0, 200.0))
+    for record in (light, heavy):
+        arch = Arch.from_dict(record["arch"])
+        assert record["metrics"]["search_cost"] == pytest.approx(arch.cost("my_mcu"))
+        all_8_bit = sum(layer.shape.macs for layer in arch.layers.values())  # 1 cycle per MAC at (8, 8)
+        assert record["metrics"]["cost_reference"] == pytest.approx(all_8_bit)
+    assert heavy["metrics"]["search_cost"] < 0.5 * light["metrics"]["search_cost"]
 
 
 def test_notebook_parameters_are_checked():

@@ -70,8 +70,17 @@ def dirs(tmp_path):
 
 def test_run_records_one_run(capsys, tmp_path):
     code, out, _ = run(capsys, "run", "--profile", "smoke", "--method", "w4a8", *dirs(tmp_path))
-    assert code == 0 and out.startswith("w4a8 lam=0 on digits (smoke): test accuracy")
+    assert code == 0 and out.startswith("w4a8 lam=0 (size) on digits (smoke): test accuracy")
     assert len(list((tmp_path / "results" / "smoke" / "runs").glob("*.json"))) == 1
+
+
+def test_run_searches_with_a_cost_model_and_activation_precisions(capsys, tmp_path):
+    code, out, _ = run(capsys, "run", "--profile", "smoke", "--method", "joint", "--lam", "1", "--cost", "mpic",
+                       "--act-bits", "4,8", *dirs(tmp_path))
+    assert code == 0 and out.startswith("joint lam=1 (mpic) on digits (smoke)") and "MPIC /" in out
+    record = json.loads(next((tmp_path / "results" / "smoke" / "runs").glob("*.json")).read_text())
+    assert record["config"]["act_bits"] == [4, 8] and record["space"]["act_bits"] == [4, 8]
+    assert set(record["arch"]["activations"].values()) <= {4, 8}
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -81,6 +90,10 @@ def test_run_records_one_run(capsys, tmp_path):
     (["run", "--method", "prune", "--profile", "smoke"], "error: unknown method 'prune'"),
     (["run", "--method", "joint", "--lam", "-1", "--profile", "smoke"], "error: lam must be a finite number >= 0"),
     (["reproduce", "--profile", "huge"], "error: unknown profile 'huge'; allowed: smoke, quick"),
+    (["run", "--method", "joint", "--cost", "ne16", "--act-bits", "4,8", "--profile", "smoke"],
+     "error: act_bits (4, 8) are not all supported by cost model 'ne16'; allowed: a subset of (8,)"),
+    (["run", "--method", "joint", "--act-bits", "8,x", "--profile", "smoke"],
+     "error: act_bits must be comma-separated integers such as 2,4,8; got '8,x'"),
 ])
 def test_bad_experiment_input_is_one_line(capsys, tmp_path, argv, message):
     code, out, err = run(capsys, *argv, *dirs(tmp_path))
@@ -96,3 +109,5 @@ def test_reproduce_executes_every_notebook_and_says_where_the_outputs_are(capsys
     assert str(tmp_path / "results" / "smoke" / "digits" / "size_table.md") in out
     assert str(tmp_path / "figures" / "smoke" / "digits_size_pareto.png") in out
     assert (tmp_path / "figures" / "smoke" / "digits_size_pareto.pdf").exists()
+    assert str(tmp_path / "results" / "smoke" / "digits" / "cycles_at_iso_accuracy.md") in out
+    assert str(tmp_path / "figures" / "smoke" / "digits_cost_models.png") in out

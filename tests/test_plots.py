@@ -40,3 +40,20 @@ def test_precision_map_and_layer_sizes():
     before = joint.searchable(joint.models.resnet8(), joint.SearchSpace((8,), (8,)), torch.rand(1, 3, 32, 32)).arch()
     fig = plots.layer_sizes(before, arch)
     assert len(fig.axes[0].patches) == 2 * len(arch.layers)
+
+
+def test_latency_figure_has_an_mpic_and_an_ne16_panel_with_a_front_per_training_cost_model():
+    records = [{"config": {"method": "joint", "cost": c, "lam": lam}, "metrics": {"test_accuracy": acc,
+                "mpic_cycles": m, "ne16_cycles": n}} for c, lam, acc, m, n in
+               [("mpic", 1, 0.9, 2e5, 3e4), ("ne16", 1, 0.8, 3e5, 1e4), ("size", 1, 0.85, 2.5e5, 2e4)]]
+    records.append({"config": {"method": "w8a8", "cost": "size", "lam": 0},
+                    "metrics": {"test_accuracy": 0.9, "mpic_cycles": 5e5, "ne16_cycles": 4e4}})
+    fig = plots.latency_pareto(records, "t", costs=("mpic", "ne16", "size"))
+    on_mpic, on_ne16 = fig.axes
+    assert on_mpic.get_xlabel() == "MPIC cycles (x1e6)" and on_ne16.get_xlabel() == "NE16 cycles (x1e5)"
+    labels = [t.get_text() for t in on_ne16.get_legend().get_texts()]
+    assert labels == ["MPIC", "NE16", "size", "w8a8"]
+    assert list(on_ne16.lines[0].get_xdata()) == [0.3]  # 3e4 cycles in units of 1e5
+    paper_fig = plots.latency_pareto(joint.paper.latency_records(), "paper")
+    assert [t.get_text() for t in paper_fig.axes[0].get_legend().get_texts()] == ["MPIC", "NE16", "w2a8", "w4a8",
+                                                                                  "w8a8"]
