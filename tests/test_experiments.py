@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -58,21 +59,25 @@ def test_cost_sweep_trains_joint_with_every_cost_model_over_its_own_grid():
     assert all(c.key() in size for c in configs if c.cost == "size")  # shared with the size analysis
 
 
-def test_a_registered_cost_model_steers_a_search(tmp_path, monkeypatch):
+def readme_block(marker):
+    """The README's python code block that contains `marker`."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return next(block.split("\n", 1)[1] for block in text.split("```python")[1:] if marker in block.split("```")[0]
+                ).split("```")[0]
+
+
+def test_the_readme_cost_model_from_a_csv_table_steers_a_search(tmp_path, monkeypatch):
     monkeypatch.setitem(joint.cost.MODELS, "my_mcu", None)  # so that the registration is undone after the test
     monkeypatch.setitem(joint.cost.TARGET_ACT_BITS, "my_mcu", None)
-    cycles_per_mac = joint.cost.lut("my_mcu", {(8, 2): 0.1, (8, 4): 0.3, (8, 8): 1.0})
-
-    @joint.cost.register("my_mcu", act_bits=(8,))
-    def my_mcu(layer, cin, n, a, w):
-        return joint.cost.channel_macs(layer, cin) * n * cycles_per_mac(a, w)
-
+    (tmp_path / "my_mcu.csv").write_text("act_bits,weight_bits,macs_per_cycle\n8,2,10\n8,4,3.3\n8,8,1\n")
+    monkeypatch.chdir(tmp_path)
+    exec(readme_block('register("my_mcu"'), {})
     s = store(tmp_path, "a")
     light, heavy = (run(RunConfig("digits", "joint", lam, "my_mcu", profile="smoke"), s) for lam in (0.0, 200.0))
     for record in (light, heavy):
         arch = Arch.from_dict(record["arch"])
         assert record["metrics"]["search_cost"] == pytest.approx(arch.cost("my_mcu"))
-        all_8_bit = sum(layer.shape.macs for layer in arch.layers.values())  # 1 cycle per MAC at (8, 8)
+        all_8_bit = sum(layer.shape.macs for layer in arch.layers.values())  # 1 MAC per cycle at (8, 8)
         assert record["metrics"]["cost_reference"] == pytest.approx(all_8_bit)
     assert heavy["metrics"]["search_cost"] < 0.5 * light["metrics"]["search_cost"]
 
