@@ -245,6 +245,21 @@ def run(config: RunConfig, store: Store | None = None) -> dict:
     path = store.record_path(config)
     if path.exists():
         return json.loads(path.read_text())
+    record = compute(config, store)
+    save_record(config, record, store)
+    return record
+
+
+def save_record(config: RunConfig, record: dict, store: Store) -> None:
+    """Write a run's record (atomically) and drop its resumable checkpoints, which it no longer needs."""
+    write_json(store.record_path(config), record)
+    for phase in ("search", "finetune", "pit_search", "pit_finetune"):
+        store.checkpoint(config, phase).unlink(missing_ok=True)
+
+
+def compute(config: RunConfig, store: Store) -> dict:
+    """Train and measure one run and return its record, without writing it (a remote worker returns it to the
+    driver, which writes it). Checkpoints, the warm-up and PIT seeds go to the store's cache."""
     prof, method = get_profile(config.profile), methods.get(config.method)
     bench = store.benchmark(config.benchmark)
     warm, warm_phase = warmup(config.benchmark, config.profile, config.seed, store)
@@ -272,9 +287,6 @@ def run(config: RunConfig, store: Store | None = None) -> dict:
     record["phases"].update(result.pop("phases"))
     record.update(result)
     record["versions"] = {"joint": __version__, "torch": torch.__version__, "python": platform.python_version()}
-    write_json(path, record)
-    for phase in ("search", "finetune", "pit_search", "pit_finetune"):
-        store.checkpoint(config, phase).unlink(missing_ok=True)
     return record
 
 
