@@ -1,12 +1,17 @@
-# make reproduce: set up .venv (pinned, idempotent) and execute every notebook; make test: unit tests + notebooks.
+# make reproduce: set up .venv (pinned, idempotent), train what is pending and execute every notebook;
+# make test: unit tests + notebooks. PROFILE=smoke|quick|cpu|paper, BENCHMARKS="cifar10 ...", EXECUTOR=serial|dask.
 PYTHON ?= python3.11
 PROFILE ?= quick
+BENCHMARKS ?=
+EXECUTOR ?= serial
+DASK_SCHEDULER ?=
+RUN_FLAGS = --profile $(PROFILE) $(if $(BENCHMARKS),--benchmarks "$(BENCHMARKS)",)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup reproduce test bench lab clean
+.PHONY: setup reproduce estimate test bench lab clean
 
 setup: $(STAMP)
 
@@ -18,7 +23,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 reproduce: setup
-	$(PY) -m joint reproduce --profile $(PROFILE)
+	$(PY) -m joint reproduce $(RUN_FLAGS) --executor $(EXECUTOR) $(if $(DASK_SCHEDULER),--scheduler $(DASK_SCHEDULER),)
+
+estimate: setup
+	$(PY) -m joint estimate $(RUN_FLAGS)
 
 test: setup
 	$(PY) -m pytest --nbval-lax tests notebooks

@@ -61,7 +61,9 @@ def cost(args: argparse.Namespace) -> str:
 
 def _store(args: argparse.Namespace) -> experiments.Store:
     return experiments.Store(results=experiments.project_path(args.results),
-                             cache=experiments.project_path(args.cache), progress=not args.quiet)
+                             cache=experiments.project_path(args.cache), progress=not args.quiet,
+                             data_root=experiments.project_path(args.data), device=args.device,
+                             download=not args.no_download)
 
 
 def _bits(text: str | None) -> tuple[int, ...] | None:
@@ -97,15 +99,46 @@ def sweep(args: argparse.Namespace) -> str:
             f"already recorded) in {time.perf_counter() - started:.1f} s -> {store.results / args.profile / 'runs'}")
 
 
+def _benchmarks(args: argparse.Namespace) -> tuple[str, ...]:
+    """The benchmarks to run: --benchmarks (space- or comma-separated) or every one of the profile."""
+    allowed = experiments.get_profile(args.profile).benchmarks
+    chosen = tuple(b for b in (args.benchmarks or "").replace(",", " ").split() if b) or allowed
+    for name in chosen:
+        if name not in allowed:
+            raise ValueError(f"benchmark {name!r} is not part of profile {args.profile!r}; allowed: {', '.join(allowed)}")
+    return chosen
+
+
+def _all_runs(benchmark: str, profile: str) -> list[experiments.RunConfig]:
+    """Every run the notebooks of one benchmark read, each once."""
+    configs = experiments.size_sweep(benchmark, profile) + experiments.cost_sweep(benchmark, profile)
+    return list(dict.fromkeys(configs))
+
+
+def estimate(args: argparse.Namespace) -> str:
+    from . import estimate as estimates
+
+    store = _store(args)
+    lines = [estimates.estimate(b, args.profile, _all_runs(b, args.profile), store).line() for b in _benchmarks(args)]
+    return "\n".join(lines)
+
+
 def reproduce(args: argparse.Namespace) -> str:
-    """Execute every notebook with papermill into results/<profile>/notebooks/ and say where the outputs are."""
+    """Estimate what is pending, train it (serially or on a Dask cluster), then execute every notebook with
+    papermill into results/<profile>/notebooks/ and say where the outputs are."""
     import papermill
 
-    experiments.get_profile(args.profile)
+    from . import executors
+
+    benchmarks = _benchmarks(args)
+    print(estimate(args), flush=True)
     started = time.perf_counter()
+    store = _store(args)
+    for benchmark in benchmarks:
+        executors.run_sweep(_all_runs(benchmark, args.profile), store, args.executor, args.scheduler)
     out_dir = experiments.project_path(args.results) / args.profile / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    for benchmark in experiments.PROFILES[args.profile].benchmarks:
+    for benchmark in benchmarks:
         for name in experiments.NOTEBOOKS:
             source = experiments.ROOT / "notebooks" / f"{name}.ipynb"
             target = out_dir / f"{name}-{benchmark}.ipynb"
@@ -118,7 +151,7 @@ def reproduce(args: argparse.Namespace) -> str:
             partial.replace(target)
     results = experiments.project_path(args.results) / args.profile
     figures = experiments.project_path(args.figures) / args.profile
-    lines = [f"profile {args.profile}: every notebook executed in {time.perf_counter() - started:.1f} s",
+    lines = [f"profile {args.profile}: every run and notebook done in {time.perf_counter() - started:.1f} s",
              f"  notebooks: {out_dir}", "  tables:"]
     lines += [f"    {p}" for p in sorted(results.glob("*/*.md"))]
     lines += ["  figures:"] + [f"    {p}" for p in sorted(figures.glob("*.png"))]
@@ -140,14 +173,24 @@ def main(argv: list[str] | None = None) -> int:
                         + ", ".join(sorted(cost_models.MODELS)))
     for name, help_text in (("run", "train and record one run (skipped if recorded)"),
                             ("sweep", "every run of an analysis that is not recorded yet"),
-                            ("reproduce", "execute every notebook with papermill (what make reproduce does)")):
+                            ("estimate", "how long the pending runs of a profile take at most, measured here"),
+                            ("reproduce", "train what is pending, execute every notebook (what make reproduce does)")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--profile", default="quick", help=f"one of {', '.join(experiments.PROFILES)}")
         p.add_argument("--results", default="results", help="results directory, relative to the repository root")
         p.add_argument("--cache", default=".cache", help="checkpoint cache, relative to the repository root")
+        p.add_argument("--data", default="data", help="datasets directory, relative to the repository root")
+        p.add_argument("--no-download", action="store_true", help="fail with a message if a dataset is missing")
+        p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        if name in ("estimate", "reproduce"):
+            p.add_argument("--benchmarks", help="space- or comma-separated subset of the profile's benchmarks")
+        if name == "estimate":
+            continue
         if name == "reproduce":
             p.add_argument("--figures", default="figures", help="figures directory (default: figures)")
+            p.add_argument("--executor", default="serial", help="serial, or dask (with --scheduler)")
+            p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
             continue
         p.add_argument("--benchmark", default="digits", help="benchmark (default: digits)")
         p.add_argument("--seed", type=int, default=0)
@@ -163,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--pit-lam", type=float, help="sequential only: the PIT lambda of its pruned seed")
     args = parser.parse_args(argv)
     commands = {"info": lambda a: info(a.model, a.json), "cost": cost, "run": run, "sweep": sweep,
-                "reproduce": reproduce}
+                "estimate": estimate, "reproduce": reproduce}
     try:
         print(commands[args.command](args))
     except (ValueError, OSError) as err:

@@ -106,7 +106,7 @@ def lut(name: str, table: dict[tuple[int, int], float]) -> Callable[[Tensor, Ten
     def read(a: Tensor, w: Tensor) -> Tensor:
         a_idx, w_idx = torch.broadcast_tensors(a.long(), w.long())
         inside = (a_idx >= 0) & (a_idx < top) & (w_idx >= 0) & (w_idx < top)
-        values = dense[a_idx.clamp(0, top - 1), w_idx.clamp(0, top - 1)]
+        values = dense.to(a_idx.device)[a_idx.clamp(0, top - 1), w_idx.clamp(0, top - 1)]
         bad = ~inside | values.isnan()
         if bool(bad.any()):
             pairs = sorted({(int(x), int(y)) for x, y in zip(a_idx[bad].tolist(), w_idx[bad].tolist())})

@@ -19,7 +19,7 @@ from . import methods
 from .graph import describe, searchable
 from .pit import prunable
 from .search import SearchSpace
-from .train import Penalty, PhaseConfig, evaluate, train_phase
+from .train import Penalty, PhaseConfig, evaluate, pick_device, train_phase
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,10 @@ def project_path(path: str | Path) -> Path:
 
 @dataclass(frozen=True)
 class Profile:
-    """How much compute a reproduction spends: epochs and hyper-parameters per phase, the lambda grid."""
+    """How much compute a reproduction spends: epochs and hyper-parameters per phase, the lambda grids.
+
+    `overrides` maps a benchmark to the fields that differ for it (the paper tunes each benchmark);
+    `for_benchmark` applies them, and every run reads its benchmark's resolved profile."""
 
     name: str
     description: str
@@ -49,6 +52,14 @@ class Profile:
     pit_lambdas: tuple[float, ...]  # PIT on the float parameter count normalised by the unpruned count
     sequential_lambdas: tuple[float, ...]  # MixPrec lambdas run on every PIT seed
     cost_lambdas: dict[str, tuple[float, ...]] = field(default_factory=dict)  # ablation grid per cost model
+    seed_lambdas: tuple[float, ...] | None = None  # PIT lambdas whose seeds the sequential runs use (None: all)
+    pretrain: PhaseConfig | None = None  # a first warm-up stage at the pretrained model's resolution (Tiny ImageNet)
+    workers: int = 0  # data-loader processes
+    overrides: dict[str, dict] = field(default_factory=dict)
+
+    def for_benchmark(self, benchmark: str) -> Profile:
+        """This profile with `benchmark`'s overrides applied."""
+        return replace(self, **self.overrides.get(benchmark, {}), overrides={})
 
     def grid(self, cost: str) -> tuple[float, ...]:
         """The lambda grid of a joint search with cost model `cost`: its own grid if it has one, else `lambdas`."""
@@ -57,7 +68,59 @@ class Profile:
     def fingerprint(self) -> str:
         """Hash of every setting that changes a run's result (not the lambda grids, which only list runs)."""
         settings = (self.batch_size, self.warmup, self.search, self.finetune, self.pit_search, self.pit_finetune)
+        if self.pretrain is not None:
+            settings += (self.pretrain,)
         return hashlib.sha256(repr(settings).encode()).hexdigest()[:8]
+
+
+def _paper_profile() -> Profile:
+    """protocol.md's hyper-parameters: CIFAR-10 as the base, Speech Commands and Tiny ImageNet as overrides."""
+    cifar = PhaseConfig(500)  # Adam 1e-3, wd 1e-4, LambdaLR 0.99^e, early stop 50 after epoch 20: the defaults
+    gsc = dict(epochs=200, schedule="milestones", milestones=((50, 2.0), (100, 2.0), (150, 2.5)), selection="loss")
+    tin = dict(epochs=50, optimizer="sgd", momentum=0.9, schedule="step", step_size=7, gamma=0.1)
+    return Profile(
+        "paper", "the paper's protocol per benchmark (GPU)", ("cifar10", "speech_commands", "tiny_imagenet"), 32,
+        cifar, replace(cifar, arch_lr=1e-2), cifar,
+        # lambda grids on the normalised cost (1 = one all-8-bit network's worth of cost), chosen from the quick
+        # profile's scans so that each front runs from the all-8-bit network down to a few percent of it, the
+        # span of the paper's figures (CIFAR-10 size: 2.9-75 kB of 77 kB; PIT: 95-245 kB of 309 kB fp32)
+        (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+        replace(cifar, arch_lr=1e-3, arch_optimizer="adam"), cifar,
+        (0.01, 0.02, 0.05, 0.1, 0.2, 0.4), (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
+        {"bitops": (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0), "mpic": (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 7.0, 10.0),
+         "ne16": (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15)},
+        seed_lambdas=(0.05,), workers=2,
+        overrides={
+            "speech_commands": dict(
+                batch_size=100, workers=0, warmup=PhaseConfig(**gsc), search=PhaseConfig(**gsc, arch_lr=1e-2),
+                finetune=PhaseConfig(**gsc), pit_search=PhaseConfig(**gsc, arch_lr=1e-3, arch_optimizer="adam"),
+                pit_finetune=PhaseConfig(**{**gsc, "lr": 5e-4})),
+            "tiny_imagenet": dict(
+                batch_size=100, workers=4,
+                pretrain=PhaseConfig(50, lr=0.1, optimizer="sgd", schedule="cosine"),
+                warmup=PhaseConfig(**tin), search=PhaseConfig(**tin, arch_lr=1e-3, temperature_decay=0.45),
+                finetune=PhaseConfig(**tin), pit_search=PhaseConfig(**tin, arch_lr=1e-3, arch_optimizer="adam"),
+                pit_finetune=PhaseConfig(**{**tin, "weight_decay": 0.0})),
+        })
+
+
+def _cpu_profile() -> Profile:
+    """The paper's benchmarks at epoch counts and grids that finish CIFAR-10 and Speech Commands overnight on an
+    8-core CPU: 10 search and 5 fine-tune epochs, the temperature annealed to the same end value in 10 epochs."""
+    short = dict(min_epochs=3, patience=5)
+    warm = PhaseConfig(30, min_epochs=10, patience=10)
+    search, tune = PhaseConfig(10, temperature_decay=0.3, **short), PhaseConfig(5, min_epochs=2, patience=5)
+    pit = PhaseConfig(10, arch_lr=3e-3, arch_optimizer="adam", **short)
+    gsc = dict(schedule="milestones", milestones=((10, 2.0), (20, 2.0)), selection="loss")
+    return Profile(
+        "cpu", "CIFAR-10 and Speech Commands with reduced epochs and grids: overnight on an 8-core CPU",
+        ("cifar10", "speech_commands"), 32, warm, search, tune, (0.2, 1.0, 5.0, 10.0), pit, tune, (0.05, 0.2),
+        (0.5, 5.0), {"mpic": (0.5, 2.0, 7.0), "ne16": (0.01, 0.05, 0.15), "bitops": (0.5, 2.0, 10.0)},
+        seed_lambdas=(0.05,), workers=2,
+        overrides={"speech_commands": dict(
+            batch_size=100, workers=0, warmup=replace(warm, **gsc), search=replace(search, **gsc),
+            finetune=replace(tune, **{**gsc, "milestones": ()}), pit_search=replace(pit, **gsc),
+            pit_finetune=replace(tune, lr=5e-4, selection="loss"))})
 
 
 PROFILES: dict[str, Profile] = {
@@ -85,14 +148,16 @@ PROFILES: dict[str, Profile] = {
         # spans its model's front from the all-8-bit network to just before that collapse
         {"bitops": (0.2, 0.5, 1.0, 2.0, 5.0, 10.0), "mpic": (0.2, 0.5, 1.0, 2.0, 5.0, 7.0),
          "ne16": (0.005, 0.01, 0.02, 0.05, 0.1, 0.15)}),
+    "cpu": _cpu_profile(),
+    "paper": _paper_profile(),
 }
 
 
-def get_profile(name: str) -> Profile:
-    """The profile `name`, or a one-line error listing the known ones."""
+def get_profile(name: str, benchmark: str | None = None) -> Profile:
+    """The profile `name` (resolved for `benchmark` when given), or a one-line error listing the known ones."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
-    return PROFILES[name]
+    return PROFILES[name] if benchmark is None else PROFILES[name].for_benchmark(benchmark)
 
 
 @dataclass(frozen=True)
@@ -163,7 +228,7 @@ class RunConfig:
 
     def key(self) -> str:
         """Stable name of the run's record: a hash of every field and of the profile's settings."""
-        fields = {**asdict(self), "profile_settings": get_profile(self.profile).fingerprint()}
+        fields = {**asdict(self), "profile_settings": get_profile(self.profile, self.benchmark).fingerprint()}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -175,10 +240,15 @@ class Store:
     cache: Path = Path(".cache")
     progress: bool = True
     data_root: Path = Path("data")
+    device: str = "auto"  # "auto": CUDA when present, else the CPU
+    download: bool = True
     _benchmarks: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         self.results, self.cache, self.data_root = Path(self.results), Path(self.cache), Path(self.data_root)
+
+    def torch_device(self) -> torch.device:
+        return pick_device(self.device)
 
     def record_path(self, config: RunConfig) -> Path:
         return self.results / config.profile / "runs" / f"{config.key()}.json"
@@ -194,7 +264,7 @@ class Store:
 
     def benchmark(self, name: str) -> datasets.Benchmark:
         if name not in self._benchmarks:
-            self._benchmarks[name] = datasets.load(name, str(self.data_root))
+            self._benchmarks[name] = datasets.load(name, str(self.data_root), self.download)
         return self._benchmarks[name]
 
 
@@ -212,14 +282,21 @@ def _phase_record(result) -> dict:
 
 
 def _settings(prof: Profile) -> dict:
+    phases = ("pretrain",) * (prof.pretrain is not None) + ("warmup", "search", "finetune", "pit_search",
+                                                            "pit_finetune")
     return {"fingerprint": prof.fingerprint(), "batch_size": prof.batch_size,
-            **{phase: asdict(getattr(prof, phase))
-               for phase in ("warmup", "search", "finetune", "pit_search", "pit_finetune")}}
+            **{phase: asdict(getattr(prof, phase)) for phase in phases}}
+
+
+def _training(prof: Profile, store: Store, bench: datasets.Benchmark, seed: int) -> dict:
+    """The keyword arguments every train_phase call of a run shares."""
+    return dict(batch_size=prof.batch_size, seed=seed, class_weights=bench.class_weights, progress=store.progress,
+                device=store.torch_device(), workers=prof.workers)
 
 
 def warmup(benchmark: str, profile: str, seed: int, store: Store) -> tuple[torch.nn.Module, dict]:
     """The float model trained once per benchmark, profile and seed, cached and shared by every method and lambda."""
-    prof = get_profile(profile)
+    prof = get_profile(profile, benchmark)
     bench = store.benchmark(benchmark)
     torch.manual_seed(seed)
     model = bench.model()
@@ -229,14 +306,31 @@ def warmup(benchmark: str, profile: str, seed: int, store: Store) -> tuple[torch
         model.load_state_dict(saved["model"])
         return model.eval(), saved["phase"]
     done.parent.mkdir(parents=True, exist_ok=True)
-    result = train_phase(model, prof.warmup, bench.train, bench.val, batch_size=prof.batch_size, seed=seed,
-                         class_weights=bench.class_weights, checkpoint=done.with_suffix(".resume.pt"),
-                         desc=f"{benchmark} warm-up", progress=store.progress)
-    phase = _phase_record(result)
+    common = _training(prof, store, bench, seed)
+    phase = {}
+    if prof.pretrain is not None:
+        model, phase["pretrain"] = _pretrain(benchmark, prof, bench, done, common)
+    result = train_phase(model, prof.warmup, bench.train, bench.val, checkpoint=done.with_suffix(".resume.pt"),
+                         desc=f"{benchmark} warm-up", **common)
+    phase.update(_phase_record(result))
     torch.save({"model": model.state_dict(), "phase": phase}, done.with_suffix(".tmp"))
     os.replace(done.with_suffix(".tmp"), done)
     done.with_suffix(".resume.pt").unlink(missing_ok=True)
     return model.eval(), phase
+
+
+def _pretrain(benchmark: str, prof: Profile, bench: datasets.Benchmark, done: Path, common: dict):
+    """Tiny ImageNet's first warm-up stage: the ImageNet-pretrained ResNet-18 fine-tuned at 224 px, then moved to
+    the 64-px reduced-stem model (stem conv and classifier re-initialised), as the paper's scripts do."""
+    if benchmark != "tiny_imagenet":
+        raise ValueError(f"a pretrain stage is defined for tiny_imagenet only; got benchmark {benchmark!r}")
+    from .data import tiny_imagenet
+
+    big = tiny_imagenet.imagenet_pretrained(bench.num_classes)
+    train224, val224 = tiny_imagenet.views_224(bench)
+    result = train_phase(big, prof.pretrain, train224, val224, checkpoint=done.with_suffix(".pretrain.pt"),
+                         desc=f"{benchmark} warm-up at 224 px", **common)
+    return tiny_imagenet.to_reduced_stem(big), _phase_record(result)
 
 
 def run(config: RunConfig, store: Store | None = None) -> dict:
@@ -260,7 +354,7 @@ def save_record(config: RunConfig, record: dict, store: Store) -> None:
 def compute(config: RunConfig, store: Store) -> dict:
     """Train and measure one run and return its record, without writing it (a remote worker returns it to the
     driver, which writes it). Checkpoints, the warm-up and PIT seeds go to the store's cache."""
-    prof, method = get_profile(config.profile), methods.get(config.method)
+    prof, method = get_profile(config.profile, config.benchmark), methods.get(config.method)
     bench = store.benchmark(config.benchmark)
     warm, warm_phase = warmup(config.benchmark, config.profile, config.seed, store)
     example = torch.stack([bench.train[i][0] for i in range(min(64, len(bench.train)))])
@@ -280,7 +374,7 @@ def compute(config: RunConfig, store: Store) -> dict:
     elif method.space is None:
         weights = sum(layer.weights for layer in describe(warm, example[:1]))
         result = {"space": None, "arch": None, "phases": {},
-                  "metrics": {**_accuracies(warm, bench), "size_kb": weights * 32 / 8000, "bitops": None,
+                  "metrics": {**_accuracies(warm, bench, store), "size_kb": weights * 32 / 8000, "bitops": None,
                               "mpic_cycles": None, "ne16_cycles": None, "pruned_fraction": 0.0}}
     else:
         result = _run_quantized(config, prof, config.space(), method.phases, warm, warm, example, bench, store)
@@ -305,8 +399,7 @@ def _run_pit(config: RunConfig, prof: Profile, warm: torch.nn.Module, example: t
     """PIT search on the float model, export of the pruned network, its fine-tune; the result seeds MixPrec."""
     net = prunable(warm, example)
     reference = net.discrete_cost()
-    common = dict(batch_size=prof.batch_size, seed=config.seed, class_weights=bench.class_weights,
-                  progress=store.progress)
+    common = _training(prof, store, bench, config.seed)
     phases = {"pit_search": _phase_record(train_phase(
         net, prof.pit_search, bench.train, bench.val, penalty=Penalty(config.lam, "params", reference),
         checkpoint=store.checkpoint(config, "pit_search"), desc=f"pit search lam={config.lam:g}", **common))}
@@ -323,16 +416,16 @@ def _run_pit(config: RunConfig, prof: Profile, warm: torch.nn.Module, example: t
     torch.save({"pit": net.state_dict(), "pruned": pruned.state_dict()}, seed_path.with_name(seed_path.name + ".tmp"))
     os.replace(seed_path.with_name(seed_path.name + ".tmp"), seed_path)
     return {"space": None, "phases": phases, "arch": arch.to_dict(),
-            "metrics": {**_accuracies(pruned, bench), "size_kb": arch.size_kb(),
+            "metrics": {**_accuracies(pruned, bench, store), "size_kb": arch.size_kb(),
                         "bitops": None, "mpic_cycles": None, "ne16_cycles": None,
                         "pruned_fraction": arch.pruned_fraction(), "parameters": net.discrete_cost(),
                         "cost_reference": reference}}
 
 
-def _accuracies(model: torch.nn.Module, bench: datasets.Benchmark) -> dict:
+def _accuracies(model: torch.nn.Module, bench: datasets.Benchmark, store: Store) -> dict:
     """Final test and validation accuracy of a trained model."""
-    return {f"{split}_accuracy": evaluate(model, getattr(bench, split), class_weights=bench.class_weights)[0]
-            for split in ("test", "val")}
+    return {f"{split}_accuracy": evaluate(model, getattr(bench, split), class_weights=bench.class_weights,
+                                          device=store.torch_device())[0] for split in ("test", "val")}
 
 
 def _run_quantized(config: RunConfig, prof: Profile, space: SearchSpace, phases: tuple[str, ...],
@@ -342,8 +435,7 @@ def _run_quantized(config: RunConfig, prof: Profile, space: SearchSpace, phases:
     the all-8-bit cost of the unpruned warm-up, so a lambda means the same for every starting model."""
     net = searchable(start, space, example)
     reference = searchable(warm, SearchSpace((8,), (8,)), example).arch().cost(config.cost)
-    common = dict(batch_size=prof.batch_size, seed=config.seed, class_weights=bench.class_weights,
-                  progress=store.progress)
+    common = _training(prof, store, bench, config.seed)
     out = {"space": asdict(space), "phases": {}}
     for phase in phases:
         if phase == "search":
@@ -357,7 +449,7 @@ def _run_quantized(config: RunConfig, prof: Profile, space: SearchSpace, phases:
                                  desc=f"{config.method} fine-tune", **common)
         out["phases"][phase] = _phase_record(result)
     arch = net.arch()
-    out["metrics"] = {**_accuracies(net, bench), "size_kb": arch.size_kb(),
+    out["metrics"] = {**_accuracies(net, bench, store), "size_kb": arch.size_kb(),
                       "bitops": arch.cost("bitops"), "mpic_cycles": arch.cost("mpic"), "ne16_cycles": arch.cost("ne16"),
                       "pruned_fraction": arch.pruned_fraction(), "cost_reference": reference,
                       "search_cost": arch.cost(config.cost)}
@@ -385,7 +477,7 @@ def _profile_of(benchmark: str, profile: str) -> Profile:
     if benchmark not in prof.benchmarks:
         raise ValueError(f"benchmark {benchmark!r} is not part of profile {profile!r}; "
                          f"allowed: {', '.join(prof.benchmarks)}")
-    return prof
+    return prof.for_benchmark(benchmark)
 
 
 def size_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
@@ -396,8 +488,9 @@ def size_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
     for m in methods.SEARCHED:
         configs += [RunConfig(benchmark, m, lam, "size", profile, seed) for lam in prof.lambdas]
     configs += [RunConfig(benchmark, "pit", lam, "size", profile, seed) for lam in prof.pit_lambdas]
+    seeds = prof.pit_lambdas if prof.seed_lambdas is None else prof.seed_lambdas
     configs += [RunConfig(benchmark, "sequential", lam, "size", profile, seed, pit_lam)
-                for pit_lam in prof.pit_lambdas for lam in prof.sequential_lambdas]
+                for pit_lam in seeds for lam in prof.sequential_lambdas]
     return configs
 
 

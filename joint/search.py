@@ -186,6 +186,11 @@ class SearchableNet(nn.Module):
     def __getstate__(self):
         return {**super().__getstate__(), "_cache": None}
 
+    def _apply(self, fn, recurse=True):
+        """Moving the net (to a device, a dtype) drops the cached thetas, which live where the logits were."""
+        self._cache = None
+        return super()._apply(fn, recurse)
+
     # -- parameters -----------------------------------------------------------------------------------
     def layer(self, name: str) -> SearchableLayer:
         return self.body.get_submodule(name)
@@ -270,10 +275,11 @@ class SearchableNet(nn.Module):
             n = theta.sum(1) if theta.shape[1] > 1 else theta[:, 0] * grp.channels
             counts[g] = n
             alive[g] = grp.channels - n[grp.zero_index] if grp.zero_index is not None else n.sum()
-        one = torch.ones(1, dtype=torch.float64)
-        total = torch.zeros((), dtype=torch.float64)
+        device = self._temperature.device
+        one = torch.ones(1, dtype=torch.float64, device=device)
+        total = torch.zeros((), dtype=torch.float64, device=device)
         for layer, wire in self.wiring.items():
-            static_cin, w_bits, a_bits = self._constants[layer]
+            static_cin, w_bits, a_bits = (c.to(device) for c in self._constants[layer])
             cin = static_cin
             if wire.input_group is not None:
                 cin = alive[wire.input_group]

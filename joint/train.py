@@ -18,6 +18,8 @@ from .cost import regularizer
 from .search import SearchableNet
 
 SELECTIONS = ("accuracy", "loss")
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("exp", "step", "milestones", "cosine")
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,13 @@ class PhaseConfig:
     epochs: int
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    lr_decay: float = 0.99  # per-epoch factor of the learning rate (LambdaLR 0.99^epoch)
+    optimizer: str = "adam"  # of the weights: "adam", or "sgd" with `momentum`
+    momentum: float = 0.0
+    schedule: str = "exp"  # per-epoch learning-rate factor, applied to every optimiser of the phase (see lr_factor)
+    lr_decay: float = 0.99  # "exp": lr_decay^epoch (LambdaLR 0.99^epoch)
+    step_size: int = 7  # "step": gamma^(epoch // step_size) (StepLR)
+    gamma: float = 0.1
+    milestones: tuple[tuple[int, float], ...] = ()  # "milestones": divide by d after each (epoch, d)
     patience: int = 50  # epochs without improvement before stopping early
     min_epochs: int = 20  # checkpoint selection and early stopping start after this many epochs
     arch_lr: float = 1e-2  # architecture parameters (search phase only): precision logits or PIT masks
@@ -40,8 +48,12 @@ class PhaseConfig:
     def __post_init__(self):
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}; got {self.selection!r}")
-        if self.arch_optimizer not in ("sgd", "adam"):
-            raise ValueError(f"arch_optimizer must be one of sgd, adam; got {self.arch_optimizer!r}")
+        if self.arch_optimizer not in OPTIMIZERS:
+            raise ValueError(f"arch_optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.arch_optimizer!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
             raise ValueError(f"epochs must be an integer >= 1; got {self.epochs!r}")
 
@@ -69,23 +81,60 @@ class PhaseResult:
     val_loss: float
 
 
+def lr_factor(config: PhaseConfig, epoch: int) -> float:
+    """Learning-rate multiplier after `epoch` finished epochs, for the schedules of the paper's scripts."""
+    if config.schedule == "exp":
+        return config.lr_decay**epoch
+    if config.schedule == "step":
+        return config.gamma ** (epoch // config.step_size)
+    if config.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(epoch, config.epochs) / config.epochs))
+    factor = 1.0
+    for milestone, divisor in config.milestones:
+        if epoch >= milestone:
+            factor /= divisor
+    return factor
+
+
 def ramped_lambda(lam: float, epoch: int, epochs: int) -> float:
     """Linear ramp from lam/100 to lam over the first half of the epochs (the paper scripts' option)."""
     half = max(epochs // 2, 1)
     return min(lam / 100 + epoch * 0.99 * lam / half, lam)
 
 
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA when present (with the deterministic settings of the paper's seeding), else the CPU; or `name`."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True)
+    return device
+
+
+def _loader(data: Dataset, batch_size: int, device: torch.device, workers: int, **kwargs) -> DataLoader:
+    return DataLoader(data, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda",
+                      persistent_workers=False, **kwargs)
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256,
-             class_weights: torch.Tensor | None = None) -> tuple[float, float]:
+def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, class_weights: torch.Tensor | None = None,
+             device: torch.device | str = "cpu", workers: int = 0) -> tuple[float, float]:
     """Accuracy and mean cross-entropy of `model` in eval mode (the argmax architecture for a SearchableNet)."""
-    model.eval()
+    device = torch.device(device)
+    model.to(device).eval()
+    weights = None if class_weights is None else class_weights.to(device)
     correct, loss, count = 0, 0.0, 0
-    for x, y in DataLoader(data, batch_size=batch_size):
+    for x, y in _loader(data, batch_size, device, workers):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         out = model(x)
-        loss += F.cross_entropy(out, y, weight=class_weights, reduction="sum").item()
+        loss += F.cross_entropy(out, y, weight=weights, reduction="sum").item()
         correct += (out.argmax(1) == y).sum().item()
         count += len(y)
+    model.to("cpu")
     return correct / count, loss / count
 
 
@@ -108,24 +157,32 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Dataset, *, batch_size: int,
                 seed: int, penalty: Penalty | None = None, class_weights: torch.Tensor | None = None,
-                checkpoint: Path | None = None, desc: str = "train", progress: bool = True) -> PhaseResult:
-    """Train `model` for one phase and restore its best-validation state.
+                checkpoint: Path | None = None, desc: str = "train", progress: bool = True,
+                device: torch.device | str = "cpu", workers: int = 0) -> PhaseResult:
+    """Train `model` for one phase and restore its best-validation state; the model is back on the CPU after.
 
     With a `penalty` the architecture parameters (precision logits, PIT masks) are trained too; `checkpoint`
     (a file) makes the phase resumable from its last finished epoch, with the same result as an uninterrupted run.
     """
+    device = torch.device(device)
+    model.to(device)
+    weights = None if class_weights is None else class_weights.to(device)
     search = penalty is not None
-    opt = torch.optim.Adam(_param_groups(model, config.weight_decay), lr=config.lr)
+    groups = _param_groups(model, config.weight_decay)
+    if config.optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+    else:
+        opt = torch.optim.Adam(groups, lr=config.lr)
     optimizers = [opt]
     if search and config.arch_optimizer == "sgd":
         optimizers.append(torch.optim.SGD(model.arch_parameters(), lr=config.arch_lr, momentum=config.arch_momentum))
     elif search:
         optimizers.append(torch.optim.Adam(model.arch_parameters(), lr=config.arch_lr))
-    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda e: config.lr_decay**e) for o in optimizers]
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(config, e)) for o in optimizers]
     state = {"epoch": 0, "best": None, "best_metric": -math.inf, "best_epoch": 0, "best_val": (0.0, math.inf),
              "bad_epochs": 0, "seconds": 0.0, "done": False}
     if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, weights_only=False)
+        saved = torch.load(checkpoint, weights_only=False, map_location=device)
         model.load_state_dict(saved["model"])
         for o, s in zip(optimizers, saved["optimizers"]):
             o.load_state_dict(s)
@@ -133,7 +190,7 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
             sch.load_state_dict(s)
         state = saved["state"]
     shuffle = torch.Generator()
-    loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=shuffle)
+    loader = _loader(train, batch_size, device, workers, shuffle=True, generator=shuffle)
     bar = tqdm(total=config.epochs, initial=state["epoch"], desc=desc, disable=not progress, leave=False)
     epoch = state["epoch"]
     while not state["done"]:
@@ -147,7 +204,8 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
             lam = ramped_lambda(penalty.lam, epoch, config.epochs) if config.lam_ramp else penalty.lam
         model.train()
         for x, y in loader:
-            loss = F.cross_entropy(model(x), y, weight=class_weights)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = F.cross_entropy(model(x), y, weight=weights)
             if search:
                 loss = loss + penalty(model, lam)
             for o in optimizers:
@@ -157,7 +215,8 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
                 o.step()
         for sch in schedulers:
             sch.step()
-        val_acc, val_loss = evaluate(model, val, class_weights=class_weights)
+        val_acc, val_loss = evaluate(model, val, class_weights=class_weights, device=device, workers=workers)
+        model.to(device)
         cost = None
         if search:
             with torch.no_grad():
@@ -184,4 +243,5 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
     if state["best"] is None:
         raise RuntimeError(f"{desc}: no epoch gave a finite validation {config.selection}; lower the learning rate")
     model.load_state_dict(state["best"])
+    model.to("cpu")
     return PhaseResult(epoch, state["seconds"], state["best_epoch"], *state["best_val"])

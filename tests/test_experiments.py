@@ -20,7 +20,7 @@ def store(tmp_path, name):
 @pytest.mark.parametrize("kwargs,message", [
     (dict(benchmark="mnist", method="joint"), "unknown benchmark 'mnist'; allowed: digits"),
     (dict(benchmark="digits", method="pit2"), "unknown method 'pit2'; allowed: joint, mixprec"),
-    (dict(benchmark="digits", method="joint", profile="fast"), "unknown profile 'fast'; allowed: smoke, quick"),
+    (dict(benchmark="digits", method="joint", profile="fast"), "unknown profile 'fast'; allowed: smoke, quick, cpu, paper"),
     (dict(benchmark="digits", method="joint", cost="energy"), "unknown cost model 'energy'"),
     (dict(benchmark="digits", method="joint", lam=-1.0), "lam must be a finite number >= 0; got -1.0"),
     (dict(benchmark="digits", method="w8a8", lam=1.0), "lam must be 0 for method 'w8a8'"),
@@ -83,7 +83,10 @@ def test_the_readme_cost_model_from_a_csv_table_steers_a_search(tmp_path, monkey
 
 
 def test_notebook_parameters_are_checked():
-    with pytest.raises(ValueError, match="parameter profile='paper' is not a profile; allowed: smoke, quick"):
+    with pytest.raises(ValueError, match="parameter profile='huge' is not a profile; allowed: smoke, quick, cpu, paper"):
+        experiments.check_parameters("digits", "huge")
+    with pytest.raises(ValueError, match="parameter benchmark='digits' is not a benchmark of profile 'paper'; "
+                                         "allowed: cifar10, speech_commands, tiny_imagenet"):
         experiments.check_parameters("digits", "paper")
     with pytest.raises(ValueError, match="parameter benchmark=3 is not a benchmark of profile 'smoke'"):
         experiments.check_parameters(3, "smoke")
@@ -188,3 +191,38 @@ def test_sequential_record_keeps_its_lineage(tmp_path):
     assert set(pit["phases"]) == {"warmup", "pit_search", "pit_finetune"}
     assert pit["metrics"]["size_kb"] == Arch.from_dict(pit["arch"]).cost("size") / 8000  # 32-bit weights
     assert seq["metrics"]["size_kb"] < pit["metrics"]["size_kb"] / 3  # 2..8-bit weights of the same channels
+
+
+def test_paper_profile_follows_the_protocol_per_benchmark():
+    cifar = experiments.get_profile("paper", "cifar10")
+    assert cifar.batch_size == 32 and cifar.warmup.epochs == 500 and cifar.warmup.optimizer == "adam"
+    assert (cifar.search.arch_lr, cifar.search.arch_optimizer, cifar.search.temperature_decay) == (1e-2, "sgd", 0.045)
+    assert (cifar.pit_search.arch_lr, cifar.pit_search.arch_optimizer) == (1e-3, "adam")
+    assert cifar.search.selection == "accuracy" and cifar.search.lr_decay == 0.99 and cifar.pretrain is None
+    gsc = experiments.get_profile("paper", "speech_commands")
+    assert gsc.batch_size == 100 and gsc.search.epochs == 200 and gsc.search.selection == "loss"
+    assert gsc.search.milestones == ((50, 2.0), (100, 2.0), (150, 2.5)) and gsc.pit_finetune.lr == 5e-4
+    tin = experiments.get_profile("paper", "tiny_imagenet")
+    assert tin.batch_size == 100 and tin.search.optimizer == "sgd" and tin.search.momentum == 0.9
+    assert (tin.search.schedule, tin.search.step_size, tin.search.gamma) == ("step", 7, 0.1)
+    assert tin.search.temperature_decay == 0.45 and tin.search.arch_lr == 1e-3
+    assert (tin.pretrain.epochs, tin.pretrain.lr, tin.pretrain.schedule) == (50, 0.1, "cosine")
+    assert len({p.fingerprint() for p in (cifar, gsc, tin)}) == 3
+
+
+@pytest.mark.parametrize("name", list(experiments.PROFILES))
+def test_every_profile_seeds_its_sequential_runs_from_its_own_pit_runs(name):
+    prof = experiments.get_profile(name)
+    for benchmark in prof.benchmarks:
+        configs = size_sweep(benchmark, name)
+        pit = {c.key() for c in configs if c.method == "pit"}
+        assert all(c.seed_config().key() in pit for c in configs if c.method == "sequential")
+        assert len(configs) == len(set(configs))
+
+
+def test_a_missing_dataset_without_downloads_is_one_line(tmp_path):
+    store = Store(results=tmp_path / "r", cache=tmp_path / "c", data_root=tmp_path / "data", download=False,
+                  progress=False)
+    with pytest.raises(ValueError, match="downloads are off; download https://www.cs.toronto.edu/~kriz/"
+                                         "cifar-10-python.tar.gz into"):
+        run(RunConfig("cifar10", "w8a8", profile="cpu"), store)

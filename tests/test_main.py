@@ -23,11 +23,12 @@ def test_info_table_and_totals(capsys):
     assert out.strip().endswith("total: 78,058 trainable parameters, 77,360 conv/linear weights, 12,501,632 MACs")
 
 
-@pytest.mark.parametrize("name,params,weights", [("dscnn", 23_756, 22_016), ("resnet18_tiny", 11_271_432, 11_261_632)])
-def test_info_json(capsys, name, params, weights):
+@pytest.mark.parametrize("name,params,weights,macs", [("dscnn", 23_756, 22_016, 2_656_768),
+                                                       ("resnet18_tiny", 11_271_432, 11_261_632, 2_221_772_800)])
+def test_info_json(capsys, name, params, weights, macs):  # protocol.md: 2.66 M and 2.22 G MACs
     code, out, _ = run(capsys, "info", name, "--json")
     data = json.loads(out)
-    assert (code, data["parameters"], data["weights"]) == (0, params, weights)
+    assert (code, data["parameters"], data["weights"], data["macs"]) == (0, params, weights, macs)
     assert sum(row["weights"] for row in data["layers"]) == weights
 
 
@@ -84,12 +85,12 @@ def test_run_searches_with_a_cost_model_and_activation_precisions(capsys, tmp_pa
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["sweep", "--profile", "paper"], "error: unknown profile 'paper'; allowed: smoke, quick"),
+    (["sweep", "--profile", "huge"], "error: unknown profile 'huge'; allowed: smoke, quick, cpu, paper"),
     (["sweep", "--profile", "smoke", "--benchmark", "cifar10"],
      "error: benchmark 'cifar10' is not part of profile 'smoke'; allowed: digits"),
     (["run", "--method", "prune", "--profile", "smoke"], "error: unknown method 'prune'"),
     (["run", "--method", "joint", "--lam", "-1", "--profile", "smoke"], "error: lam must be a finite number >= 0"),
-    (["reproduce", "--profile", "huge"], "error: unknown profile 'huge'; allowed: smoke, quick"),
+    (["reproduce", "--profile", "huge"], "error: unknown profile 'huge'; allowed: smoke, quick, cpu, paper"),
     (["run", "--method", "joint", "--cost", "ne16", "--act-bits", "4,8", "--profile", "smoke"],
      "error: act_bits (4, 8) are not all supported by cost model 'ne16'; allowed: a subset of (8,)"),
     (["run", "--method", "joint", "--act-bits", "8,x", "--profile", "smoke"],

@@ -76,3 +76,41 @@ def test_bad_phase_config():
         PhaseConfig(3, selection="f1")
     with pytest.raises(ValueError, match="epochs must be an integer >= 1; got 0"):
         PhaseConfig(0)
+
+
+def test_learning_rate_schedules_of_the_paper_scripts():
+    exp = PhaseConfig(10)
+    assert train.lr_factor(exp, 3) == pytest.approx(0.99**3)
+    step = PhaseConfig(50, schedule="step", step_size=7, gamma=0.1)
+    assert [train.lr_factor(step, e) for e in (0, 6, 7, 14)] == pytest.approx([1, 1, 0.1, 0.01])
+    gsc = PhaseConfig(200, schedule="milestones", milestones=((50, 2.0), (100, 2.0), (150, 2.5)))
+    assert [train.lr_factor(gsc, e) for e in (49, 50, 100, 150, 199)] == pytest.approx([1, 0.5, 0.25, 0.1, 0.1])
+    cosine = PhaseConfig(50, schedule="cosine")
+    assert [train.lr_factor(cosine, e) for e in (0, 25, 50)] == pytest.approx([1, 0.5, 0])
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(optimizer="rmsprop"), "optimizer must be one of adam, sgd; got 'rmsprop'"),
+    (dict(schedule="linear"), "schedule must be one of exp, step, milestones, cosine; got 'linear'"),
+])
+def test_bad_phase_settings_are_one_line(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PhaseConfig(3, **kwargs)
+
+
+def test_sgd_phase_with_a_step_schedule_trains_and_applies_its_learning_rates(tmp_path):
+    data = tiny_data()
+    torch.manual_seed(0)
+    model = joint.models.resnet8_digits()
+    config = PhaseConfig(3, lr=0.05, optimizer="sgd", momentum=0.9, schedule="step", step_size=2, gamma=0.1,
+                         min_epochs=1, patience=5)
+    result = train_phase(model, config, *data, batch_size=32, seed=0, checkpoint=tmp_path / "c.pt", progress=False)
+    saved = torch.load(tmp_path / "c.pt", weights_only=False)
+    (group, *_) = saved["optimizers"][0]["param_groups"]
+    assert result.epochs == 3 and group["momentum"] == 0.9 and group["lr"] == pytest.approx(0.05 * 0.1)
+    assert next(model.parameters()).device.type == "cpu"
+
+
+def test_pick_device_falls_back_to_the_cpu():
+    assert train.pick_device("cpu").type == "cpu"
+    assert train.pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")

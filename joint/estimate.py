@@ -1,0 +1,127 @@
+"""How long the pending runs of a profile take: training-step times measured on this device, times the epochs the
+profile allows each phase (an upper bound: early stopping ends most phases sooner; data loading not included)."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import methods, models
+from .experiments import Profile, RunConfig, Store, get_profile
+from .graph import searchable
+from .pit import prunable
+from .search import SearchSpace
+
+# train / val / test samples (protocol.md §2-4); the real loaders produce these sizes
+SPLIT_SIZES = {"digits": (1_077, 360, 360), "cifar10": (40_000, 10_000, 10_000),
+               "speech_commands": (85_511, 10_102, 4_890), "tiny_imagenet": (90_000, 10_000, 10_000)}
+MODELS = {"digits": "resnet8_digits", "cifar10": "resnet8", "speech_commands": "dscnn", "tiny_imagenet": "resnet18_tiny"}
+
+
+def _timed(step: Callable[[], None], repeats: int) -> float:
+    step()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return (time.perf_counter() - started) / repeats
+
+
+def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cost: Callable[[], torch.Tensor] | None):
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    model.train()
+
+    def step() -> None:
+        loss = F.cross_entropy(model(x), y)
+        if cost is not None:
+            loss = loss + 1e-9 * cost()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def per_sample_seconds(benchmark: str, device: torch.device, batch: int = 16, repeats: int = 3) -> dict[str, float]:
+    """Seconds per training sample of each kind of phase (float, fixed QAT, search with 8-bit or searched
+    activations, PIT), per evaluated sample, and per sample of a 224-px ResNet-18 (Tiny ImageNet's first stage)."""
+    model, shape = models.build(MODELS[benchmark])
+    x, y = torch.rand(batch, *shape, device=device), torch.zeros(batch, dtype=torch.long, device=device)
+    cpu_x = x.cpu()
+    nets = {"float": (model.to(device), None)}
+    for kind, space in (("qat", SearchSpace((8,), (8,))), ("search", SearchSpace((0, 2, 4, 8), (8,))),
+                        ("search_act", SearchSpace((0, 2, 4, 8), (2, 4, 8)))):
+        net = searchable(models.build(MODELS[benchmark])[0], space, cpu_x).to(device)
+        nets[kind] = (net, None if kind == "qat" else (lambda net=net: net.cost("size")))
+    pit = prunable(models.build(MODELS[benchmark])[0], cpu_x).to(device)
+    nets["pit"] = (pit, lambda: pit.cost("params"))
+    seconds = {kind: _timed(_train_step(net, x, y, cost), repeats) / batch for kind, (net, cost) in nets.items()}
+    with torch.no_grad():
+        seconds["eval"] = _timed(lambda: nets["search"][0].eval()(x), repeats) / batch
+    if benchmark == "tiny_imagenet":
+        import torchvision
+
+        big = torchvision.models.resnet18(num_classes=200).to(device)
+        small = torch.rand(4, 3, 224, 224, device=device)
+        seconds["pretrain"] = _timed(_train_step(big, small, y[:4], None), 1) / 4
+    return seconds
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The pending work of one benchmark and the time it should take at most."""
+
+    benchmark: str
+    profile: str
+    runs: int
+    pending: int
+    epochs: int
+    seconds: float
+    per_sample: dict[str, float]
+    device: str
+
+    def line(self) -> str:
+        ms = ", ".join(f"{k} {1000 * v:.2f}" for k, v in self.per_sample.items())
+        return (f"{self.benchmark} ({self.profile}): {self.pending} of {self.runs} runs pending, at most "
+                f"{self.epochs:,} epochs; estimated at most {_duration(self.seconds)} on {self.device} "
+                f"(measured ms per sample: {ms}; data loading not included)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _phases(config: RunConfig, prof: Profile) -> list[tuple[str, int]]:
+    """(kind of step, epochs) of every phase of a run, at the profile's epoch caps."""
+    method = methods.get(config.method)
+    if config.method == "pit":
+        return [("pit", prof.pit_search.epochs), ("float", prof.pit_finetune.epochs)]
+    if method.space is None:
+        return []
+    search = "search_act" if len(config.act_bits) > 1 else "search"
+    return [(search if phase == "search" else "qat", getattr(prof, phase).epochs) for phase in method.phases]
+
+
+def estimate(benchmark: str, profile: str, configs: list[RunConfig], store: Store,
+             per_sample: dict[str, float] | None = None) -> Estimate:
+    """Upper bound of the time the runs of `configs` not yet recorded take, warm-up included if not cached."""
+    prof = get_profile(profile, benchmark)
+    device = store.torch_device()
+    per_sample = per_sample or per_sample_seconds(benchmark, device)
+    train, val, _ = SPLIT_SIZES[benchmark]
+    pending = [c for c in configs if not store.record_path(c).exists()]
+    phases = [phase for c in pending for phase in _phases(c, prof)]
+    warm = store.cache / profile / "warmup" / f"{benchmark}-seed{configs[0].seed}-{prof.fingerprint()}.pt"
+    if pending and not warm.exists():
+        phases.append(("float", prof.warmup.epochs))
+        if prof.pretrain is not None:
+            phases.append(("pretrain", prof.pretrain.epochs))
+    seconds = sum(epochs * (train * per_sample[kind] + val * per_sample["eval"]) for kind, epochs in phases)
+    return Estimate(benchmark, profile, len(configs), len(pending), sum(e for _, e in phases), seconds, per_sample,
+                    str(device))

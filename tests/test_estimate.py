@@ -1,0 +1,30 @@
+import pytest
+import torch
+
+from joint import estimate, experiments
+from joint.experiments import RunConfig, Store
+
+
+def test_pending_epochs_and_seconds_follow_the_profile_caps(tmp_path):
+    store = Store(results=tmp_path / "r", cache=tmp_path / "c", progress=False, device="cpu")
+    configs = [RunConfig("digits", "joint", 1.0, profile="quick"), RunConfig("digits", "joint", 1.0, "mpic",
+               profile="quick"), RunConfig("digits", "pit", 0.1, profile="quick"), RunConfig("digits", "float",
+               profile="quick")]
+    per_sample = {"float": 1.0, "qat": 2.0, "search": 3.0, "search_act": 4.0, "pit": 5.0, "eval": 0.5}
+    result = estimate.estimate("digits", "quick", configs, store, per_sample)
+    prof = experiments.get_profile("quick", "digits")
+    train, val, _ = estimate.SPLIT_SIZES["digits"]
+    parts = [("search", prof.search.epochs), ("qat", prof.finetune.epochs), ("search_act", prof.search.epochs),
+             ("qat", prof.finetune.epochs), ("pit", prof.pit_search.epochs), ("float", prof.pit_finetune.epochs),
+             ("float", prof.warmup.epochs)]
+    assert result.pending == 4 and result.epochs == sum(e for _, e in parts)
+    assert result.seconds == pytest.approx(sum(e * (train * per_sample[k] + val * 0.5) for k, e in parts))
+    assert "4 of 4 runs pending" in result.line() and "on cpu" in result.line()
+    experiments.write_json(store.record_path(configs[0]), {})
+    assert estimate.estimate("digits", "quick", configs, store, per_sample).pending == 3
+
+
+def test_step_times_are_measured_for_every_kind_of_phase():
+    seconds = estimate.per_sample_seconds("digits", torch.device("cpu"), batch=8, repeats=1)
+    assert set(seconds) == {"float", "qat", "search", "search_act", "pit", "eval"}
+    assert all(v > 0 for v in seconds.values())
