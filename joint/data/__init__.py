@@ -28,7 +28,12 @@ def _digits(root: str, download: bool) -> Benchmark:
     return digits.load()
 
 
-LOADERS: dict[str, Callable[[str, bool], Benchmark]] = {"digits": _digits}
+def _speech_commands(root: str, download: bool) -> Benchmark:
+    from . import speech_commands
+    return speech_commands.load(root, download)
+
+
+LOADERS: dict[str, Callable[[str, bool], Benchmark]] = {"digits": _digits, "speech_commands": _speech_commands}
 
 
 def load(name: str, root: str = "data", download: bool = True) -> Benchmark:

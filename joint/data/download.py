@@ -44,7 +44,7 @@ def _fetch(archive: Archive, target: Path) -> None:
             shutil.copyfileobj(response, out)
     except OSError as err:
         partial.unlink(missing_ok=True)
-        raise DatasetError(f"could not download {archive.url} ({err}); download it by hand into "
+        raise DatasetError(f"could not download {archive.url} ({' '.join(str(err).split())}); download it by hand into "
                            f"{target.parent}") from None
     if file_digest(partial, archive.algorithm) != archive.checksum:
         partial.unlink()
@@ -62,7 +62,8 @@ def _extract(path: Path, into: Path) -> None:
             with tarfile.open(path) as t:
                 t.extractall(into, filter="data")
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
-        raise DatasetError(f"{path} is corrupted ({err}); delete it and run again to download it afresh") from None
+        reason = " ".join(str(err).split())
+        raise DatasetError(f"{path} is corrupted ({reason}); delete it and run again to download it afresh") from None
 
 
 def ensure(archive: Archive, root: str | Path, download: bool, strip: str | None = None) -> Path:
