@@ -18,7 +18,7 @@ def store(tmp_path, name):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(benchmark="mnist", method="joint"), "unknown benchmark 'mnist'; allowed: digits"),
+    (dict(benchmark="mnist", method="joint"), "unknown benchmark 'mnist'; allowed: cifar10, digits, speech_commands, tiny_imagenet"),
     (dict(benchmark="digits", method="pit2"), "unknown method 'pit2'; allowed: joint, mixprec"),
     (dict(benchmark="digits", method="joint", profile="fast"), "unknown profile 'fast'; allowed: smoke, quick, cpu, paper"),
     (dict(benchmark="digits", method="joint", cost="energy"), "unknown cost model 'energy'"),

@@ -33,7 +33,18 @@ def _speech_commands(root: str, download: bool) -> Benchmark:
     return speech_commands.load(root, download)
 
 
-LOADERS: dict[str, Callable[[str, bool], Benchmark]] = {"digits": _digits, "speech_commands": _speech_commands}
+def _cifar10(root: str, download: bool) -> Benchmark:
+    from . import cifar10
+    return cifar10.load(root, download)
+
+
+def _tiny_imagenet(root: str, download: bool) -> Benchmark:
+    from . import tiny_imagenet
+    return tiny_imagenet.load(root, download)
+
+
+LOADERS: dict[str, Callable[[str, bool], Benchmark]] = {"digits": _digits, "speech_commands": _speech_commands,
+                                                        "cifar10": _cifar10, "tiny_imagenet": _tiny_imagenet}
 
 
 def load(name: str, root: str = "data", download: bool = True) -> Benchmark:
