@@ -105,7 +105,8 @@ def _benchmarks(args: argparse.Namespace) -> tuple[str, ...]:
     chosen = tuple(b for b in (args.benchmarks or "").replace(",", " ").split() if b) or allowed
     for name in chosen:
         if name not in allowed:
-            raise ValueError(f"benchmark {name!r} is not part of profile {args.profile!r}; allowed: {', '.join(allowed)}")
+            raise ValueError(f"benchmark {name!r} is not part of profile {args.profile!r}; "
+                             f"allowed: {', '.join(allowed)}")
     return chosen
 
 

@@ -19,7 +19,8 @@ from .search import SearchSpace
 # train / val / test samples (protocol.md §2-4); the real loaders produce these sizes
 SPLIT_SIZES = {"digits": (1_077, 360, 360), "cifar10": (40_000, 10_000, 10_000),
                "speech_commands": (85_511, 10_102, 4_890), "tiny_imagenet": (90_000, 10_000, 10_000)}
-MODELS = {"digits": "resnet8_digits", "cifar10": "resnet8", "speech_commands": "dscnn", "tiny_imagenet": "resnet18_tiny"}
+MODELS = {"digits": "resnet8_digits", "cifar10": "resnet8", "speech_commands": "dscnn",
+          "tiny_imagenet": "resnet18_tiny"}
 
 
 def _timed(step: Callable[[], None], repeats: int) -> float:

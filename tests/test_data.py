@@ -21,5 +21,6 @@ def test_digits_split_is_fixed_stratified_and_disjoint():
 
 
 def test_unknown_benchmark():
-    with pytest.raises(ValueError, match="unknown benchmark 'mnist'; allowed: cifar10, digits, speech_commands, tiny_imagenet"):
+    with pytest.raises(ValueError,
+                       match="unknown benchmark 'mnist'; allowed: cifar10, digits, speech_commands, tiny_imagenet"):
         joint.data.load("mnist")

@@ -1,0 +1,102 @@
+"""Sweep executors: "serial" trains the pending runs in this process, "dask" sends each to a Dask cluster as a task.
+
+With "dask", this process (the driver) is the only writer of run records: workers train and return them. Workers
+must see the store's results, cache and data folders at the same absolute paths as the driver (a shared
+filesystem, as a cluster home directory under SLURM): checkpoints, the shared float warm-up and the PIT seeds that
+sequential runs start from are exchanged there. Start a cluster with `dask scheduler` and, once per machine or GPU,
+`dask worker tcp://host:8786 --nthreads 1` (add `--resources "GPU=1"` on GPU machines: each task then claims one
+GPU). Dask starts workers with OMP_NUM_THREADS=1 unless it is set: give torch a CPU worker's cores with
+`OMP_NUM_THREADS=8 dask worker ...`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from distributed import Client, Future, as_completed
+from tqdm.auto import tqdm
+
+from . import experiments
+from .experiments import RunConfig, Store
+
+EXECUTORS = ("serial", "dask")
+
+
+def run_sweep(configs: list[RunConfig], store: Store, executor: str = "serial",
+              scheduler: str | None = None) -> list[dict]:
+    """Records of every config, in order; only the runs not recorded yet are trained, here or on a Dask cluster."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}")
+    if executor == "serial":
+        return experiments.sweep(configs, store)
+    if scheduler is None:
+        raise ValueError("the dask executor needs a scheduler address such as tcp://host:8786; start a cluster with "
+                         "`dask scheduler` and `dask worker tcp://host:8786` on each worker machine")
+    pending = [c for c in dict.fromkeys(configs) if not store.record_path(c).exists()]
+    if pending:
+        with Client(scheduler) as client:
+            _run_on_cluster(client, pending, store)
+    return [json.loads(store.record_path(c).read_text()) for c in configs]
+
+
+def _run_on_cluster(client: Client, pending: list[RunConfig], store: Store) -> None:
+    """Send the warm-ups, then every run (a sequential one once its PIT seed is recorded); write records as they
+    arrive."""
+    remote, resources = _remote_store(store), _gpu_resources(client)
+    warmups = {key: client.submit(_warm_up, *key, remote, resources=resources)
+               for key in dict.fromkeys((c.benchmark, c.profile, c.seed) for c in pending)}
+    running, owner = as_completed(), {}
+    waiting: dict[RunConfig, list[RunConfig]] = {}  # PIT run -> the sequential runs seeded by it
+
+    def send(config: RunConfig) -> None:
+        future = client.submit(_compute, config, remote, warmups[config.benchmark, config.profile, config.seed],
+                               resources=resources)
+        owner[future] = config
+        running.add(future)
+
+    for config in pending:
+        if config.method == "sequential" and config.seed_config() in pending:
+            waiting.setdefault(config.seed_config(), []).append(config)
+        else:
+            send(config)
+    with tqdm(total=len(pending), desc="runs", disable=not store.progress) as bar:
+        for future in running:
+            config = owner.pop(future)
+            experiments.save_record(config, _result(future, config), store)
+            bar.update(1)
+            for follower in waiting.pop(config, []):
+                send(follower)
+
+
+def _result(future: Future, config: RunConfig) -> dict:
+    """The record a task returned, or its error raised here with the run named (a ValueError stays one)."""
+    try:
+        return future.result()
+    except Exception as err:
+        kind = ValueError if isinstance(err, ValueError) else RuntimeError
+        raise kind(f"run {config} failed on a Dask worker: {err}") from err
+
+
+def _remote_store(store: Store) -> Store:
+    """The store as workers use it: absolute paths (resolved here), no loaded benchmarks to ship, no progress bars."""
+    return replace(store, results=store.results.absolute(), cache=store.cache.absolute(),
+                   data_root=store.data_root.absolute(), progress=False, _benchmarks={})
+
+
+def _gpu_resources(client: Client) -> dict[str, int]:
+    """One GPU per task if the cluster's workers declare GPUs (`dask worker --resources "GPU=1"`), else nothing;
+    waits for a first worker (queued SLURM jobs), whose resources tell."""
+    client.wait_for_workers(1)
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    return {"GPU": 1} if any("GPU" in worker.get("resources", {}) for worker in workers) else {}
+
+
+def _warm_up(benchmark: str, profile: str, seed: int, store: Store) -> None:
+    """Task: train and cache the shared float warm-up once, so the runs that start from it do not all train it."""
+    experiments.warmup(benchmark, profile, seed, store)
+
+
+def _compute(config: RunConfig, store: Store, warmed_up: None) -> dict:
+    """Task: train and measure one run and return its record (the driver writes it); `warmed_up` orders it after
+    its warm-up task."""
+    return experiments.compute(config, store)

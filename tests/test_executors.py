@@ -1,0 +1,68 @@
+import pytest
+import torch
+from distributed import Client, LocalCluster
+
+from joint import executors
+from joint.experiments import RunConfig, Store, without_timing
+
+SMOKE = [RunConfig("digits", "w8a8", profile="smoke"), RunConfig("digits", "joint", 0.5, profile="smoke"),
+         RunConfig("digits", "pit", 1.0, profile="smoke"),
+         RunConfig("digits", "sequential", 0.5, profile="smoke", pit_lam=1.0)]  # seeded by the PIT run
+
+
+def store(tmp_path, name):
+    return Store(results=tmp_path / name / "results", cache=tmp_path / name / "cache", progress=False)
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """A one-process, one-thread local cluster on loopback, its workers single-threaded for torch."""
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                      env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}) as cluster:
+        yield cluster.scheduler_address
+
+
+def test_dask_sweep_gives_the_serial_records_and_a_rerun_trains_nothing(tmp_path, scheduler):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the worker: the float results depend on the number of threads
+    try:
+        serial = executors.run_sweep(SMOKE, store(tmp_path, "serial"))
+    finally:
+        torch.set_num_threads(threads)
+    remote = store(tmp_path, "dask")
+    dask = executors.run_sweep(SMOKE, remote, "dask", scheduler)
+    assert [without_timing(r) for r in dask] == [without_timing(r) for r in serial]
+    assert dask[3]["seed"]["key"] == dask[2]["key"]
+    stamps = {p: p.stat().st_mtime_ns for p in remote.results.rglob("*.json")}
+    assert len(stamps) == len(SMOKE)
+    assert executors.run_sweep(SMOKE, remote, "dask", scheduler) == dask
+    assert {p: p.stat().st_mtime_ns for p in remote.results.rglob("*.json")} == stamps
+
+
+def test_a_failed_task_raises_naming_its_run_and_keeps_the_records_written(tmp_path, scheduler):
+    orphan = RunConfig("digits", "sequential", 0.5, profile="smoke", pit_lam=0.3)  # its PIT seed is not recorded
+    s = store(tmp_path, "dask")
+    executors.run_sweep(SMOKE[:1], s, "dask", scheduler)
+    stamp = s.record_path(SMOKE[0]).stat().st_mtime_ns
+    with pytest.raises(ValueError, match=r"run RunConfig\(benchmark='digits', method='sequential'.*pit_lam=0.3.*"
+                                         r"failed on a Dask worker: the sequential run needs its PIT seed"):
+        executors.run_sweep([SMOKE[0], orphan], s, "dask", scheduler)
+    assert s.record_path(SMOKE[0]).stat().st_mtime_ns == stamp and not s.record_path(orphan).exists()
+
+
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # the module cluster has the default HTTP port
+def test_tasks_claim_a_gpu_only_on_clusters_whose_workers_declare_one():
+    for resources, expected in (({"GPU": 1}, {"GPU": 1}), (None, {})):
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                          dashboard_address=None, resources=resources) as cluster, Client(cluster) as client:
+            assert executors._gpu_resources(client) == expected
+
+
+@pytest.mark.parametrize("executor,scheduler,message", [
+    ("dask", None, "the dask executor needs a scheduler address such as tcp://host:8786; start a cluster with "
+                   "`dask scheduler` and `dask worker tcp://host:8786`"),
+    ("x", None, "unknown executor 'x'; allowed: serial, dask"),
+])
+def test_bad_executor_settings_are_one_line(tmp_path, executor, scheduler, message):
+    with pytest.raises(ValueError, match=message):
+        executors.run_sweep(SMOKE, store(tmp_path, "a"), executor, scheduler)
