@@ -104,23 +104,27 @@ def _paper_profile() -> Profile:
         })
 
 
+def _quarters(epochs: int) -> dict:
+    """Speech Commands' step schedule (halve, halve, divide by 2.5 after 50, 100, 150 of 200 epochs), rescaled."""
+    return dict(schedule="milestones", selection="loss",
+                milestones=((epochs // 4, 2.0), (epochs // 2, 2.0), (3 * epochs // 4, 2.5)))
+
+
 def _cpu_profile() -> Profile:
     """The paper's benchmarks at epoch counts and grids that finish CIFAR-10 and Speech Commands overnight on an
-    8-core CPU: 10 search and 5 fine-tune epochs, the temperature annealed to the same end value in 10 epochs."""
-    short = dict(min_epochs=3, patience=5)
-    warm = PhaseConfig(30, min_epochs=10, patience=10)
-    search, tune = PhaseConfig(10, temperature_decay=0.3, **short), PhaseConfig(5, min_epochs=2, patience=5)
-    pit = PhaseConfig(10, arch_lr=3e-3, arch_optimizer="adam", **short)
-    gsc = dict(schedule="milestones", milestones=((10, 2.0), (20, 2.0)), selection="loss")
+    8-core CPU: 20 search and 10 fine-tune epochs, the temperature annealed to e^-4 over the search."""
+    warm = PhaseConfig(50, min_epochs=10, patience=10)
+    search, tune = PhaseConfig(20, temperature_decay=0.2, min_epochs=5, patience=10), PhaseConfig(10, min_epochs=3)
+    pit = PhaseConfig(20, arch_lr=3e-3, arch_optimizer="adam", min_epochs=5, patience=10)
     return Profile(
         "cpu", "CIFAR-10 and Speech Commands with reduced epochs and grids: overnight on an 8-core CPU",
         ("cifar10", "speech_commands"), 32, warm, search, tune, (0.2, 1.0, 5.0, 10.0), pit, tune, (0.05, 0.2),
         (0.5, 5.0), {"mpic": (0.5, 2.0, 7.0), "ne16": (0.01, 0.05, 0.15), "bitops": (0.5, 2.0, 10.0)},
         seed_lambdas=(0.05,), workers=2,
         overrides={"speech_commands": dict(
-            batch_size=100, workers=0, warmup=replace(warm, **gsc), search=replace(search, **gsc),
-            finetune=replace(tune, **{**gsc, "milestones": ()}), pit_search=replace(pit, **gsc),
-            pit_finetune=replace(tune, lr=5e-4, selection="loss"))})
+            batch_size=100, workers=0, warmup=replace(warm, **_quarters(50)), search=replace(search, **_quarters(20)),
+            finetune=replace(tune, **_quarters(10)), pit_search=replace(pit, **_quarters(20)),
+            pit_finetune=replace(tune, lr=5e-4, **_quarters(10)))})
 
 
 PROFILES: dict[str, Profile] = {
