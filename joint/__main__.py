@@ -148,7 +148,7 @@ def reproduce(args: argparse.Namespace) -> str:
             papermill.execute_notebook(str(source), str(partial), cwd=str(experiments.ROOT), progress_bar=False,
                                        parameters={"benchmark": benchmark, "profile": args.profile,
                                                    "results_dir": args.results, "figures_dir": args.figures,
-                                                   "cache_dir": args.cache})
+                                                   "cache_dir": args.cache, "data_dir": args.data})
             partial.replace(target)
     results = experiments.project_path(args.results) / args.profile
     figures = experiments.project_path(args.figures) / args.profile

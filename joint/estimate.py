@@ -84,6 +84,8 @@ class Estimate:
     device: str
 
     def line(self) -> str:
+        if not self.pending:
+            return f"{self.benchmark} ({self.profile}): all {self.runs} runs recorded, nothing to train"
         ms = ", ".join(f"{k} {1000 * v:.2f}" for k, v in self.per_sample.items())
         return (f"{self.benchmark} ({self.profile}): {self.pending} of {self.runs} runs pending, at most "
                 f"{self.epochs:,} epochs; estimated at most {_duration(self.seconds)} on {self.device} "
@@ -114,7 +116,6 @@ def estimate(benchmark: str, profile: str, configs: list[RunConfig], store: Stor
     """Upper bound of the time the runs of `configs` not yet recorded take, warm-up included if not cached."""
     prof = get_profile(profile, benchmark)
     device = store.torch_device()
-    per_sample = per_sample or per_sample_seconds(benchmark, device)
     train, val, _ = SPLIT_SIZES[benchmark]
     pending = [c for c in configs if not store.record_path(c).exists()]
     phases = [phase for c in pending for phase in _phases(c, prof)]
@@ -123,6 +124,8 @@ def estimate(benchmark: str, profile: str, configs: list[RunConfig], store: Stor
         phases.append(("float", prof.warmup.epochs))
         if prof.pretrain is not None:
             phases.append(("pretrain", prof.pretrain.epochs))
+    if per_sample is None:
+        per_sample = per_sample_seconds(benchmark, device) if phases else {}
     seconds = sum(epochs * (train * per_sample[kind] + val * per_sample["eval"]) for kind, epochs in phases)
     return Estimate(benchmark, profile, len(configs), len(pending), sum(e for _, e in phases), seconds, per_sample,
                     str(device))

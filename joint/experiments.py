@@ -343,9 +343,8 @@ def run(config: RunConfig, store: Store | None = None) -> dict:
     path = store.record_path(config)
     if path.exists():
         return json.loads(path.read_text())
-    record = compute(config, store)
-    save_record(config, record, store)
-    return record
+    save_record(config, compute(config, store), store)
+    return json.loads(path.read_text())  # as a later call reads it (JSON lists, not tuples)
 
 
 def save_record(config: RunConfig, record: dict, store: Store) -> None:

@@ -13,6 +13,7 @@ from torch.utils.data import random_split
 import joint.data
 from joint.data import cifar10
 from joint.data.download import DatasetError, file_digest
+from joint.experiments import RunConfig, Store, run
 
 PER_BATCH, TEST_IMAGES = 4, 6  # 5 training batches: 20 training images, 4 of them in val (20 %)
 RNG = np.random.default_rng(0)
@@ -107,3 +108,12 @@ def test_batches_failing_torchvisions_md5_give_a_dataset_error(tmp_path, monkeyp
     with pytest.raises(DatasetError, match="incomplete or corrupted") as err:
         cifar10.load(str(tmp_path), download=False)
     assert "\n" not in str(err.value) and str(tmp_path / "cifar-10-batches-py") in str(err.value)
+
+
+def test_a_cpu_profile_run_trains_end_to_end_on_the_loader(root, tmp_path):
+    store = Store(results=tmp_path / "results", cache=tmp_path / "cache", data_root=root, download=False,
+                  progress=False, device="cpu")
+    record = run(RunConfig("cifar10", "joint", 1.0, "mpic", profile="cpu"), store)
+    assert record["config"]["act_bits"] == [2, 4, 8] and record["phases"]["search"]["epochs"] >= 5
+    assert 0 <= record["metrics"]["test_accuracy"] <= 1 and record["metrics"]["mpic_cycles"] > 0
+    assert record["profile_settings"]["batch_size"] == 32

@@ -10,6 +10,7 @@ import torch
 import joint.data
 from joint.data import speech_commands as sc
 from joint.data.download import DatasetError, file_digest
+from joint.experiments import RunConfig, Store, run
 
 RNG = np.random.default_rng(0)
 # clip name -> length in samples; the lists below put some in val and test, the rest is train
@@ -158,3 +159,12 @@ def test_missing_dataset_without_downloads_names_url_and_folder(tmp_path):
     message = str(err.value)
     assert "\n" not in message and sc.TRAIN_ARCHIVE.url in message
     assert str(tmp_path / "SpeechCommands" / "speech_commands_v0.02") in message
+
+
+def test_a_cpu_profile_run_trains_end_to_end_on_the_loader(root, tmp_path):
+    store = Store(results=tmp_path / "results", cache=tmp_path / "cache", data_root=root, download=False,
+                  progress=False, device="cpu")
+    record = run(RunConfig("speech_commands", "w4a8", profile="cpu"), store)
+    settings = record["profile_settings"]
+    assert settings["batch_size"] == 100 and settings["finetune"]["selection"] == "loss"
+    assert 0 <= record["metrics"]["test_accuracy"] <= 1 and record["metrics"]["size_kb"] == 22.016 / 2

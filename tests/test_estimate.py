@@ -28,3 +28,12 @@ def test_step_times_are_measured_for_every_kind_of_phase():
     seconds = estimate.per_sample_seconds("digits", torch.device("cpu"), batch=8, repeats=1)
     assert set(seconds) == {"float", "qat", "search", "search_act", "pit", "eval"}
     assert all(v > 0 for v in seconds.values())
+
+
+def test_nothing_pending_measures_nothing(tmp_path, monkeypatch):
+    store = Store(results=tmp_path / "r", cache=tmp_path / "c", progress=False, device="cpu")
+    config = RunConfig("digits", "w8a8", profile="quick")
+    experiments.write_json(store.record_path(config), {})
+    monkeypatch.setattr(estimate, "per_sample_seconds", None)  # calling it would fail
+    result = estimate.estimate("digits", "quick", [config], store)
+    assert result.line() == "digits (quick): all 1 runs recorded, nothing to train"
