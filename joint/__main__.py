@@ -132,7 +132,8 @@ def reproduce(args: argparse.Namespace) -> str:
     from . import executors
 
     benchmarks = _benchmarks(args)
-    print(estimate(args), flush=True)
+    where = " (measured on this driver machine, not on the Dask workers)" if args.executor == "dask" else ""
+    print(estimate(args) + where, flush=True)
     started = time.perf_counter()
     store = _store(args)
     for benchmark in benchmarks:

@@ -121,6 +121,9 @@ def time_table(records: list[dict], method: str = "joint", baseline: str = "sequ
     all runs of a method is counted once, and the sequential baseline is also split into its PIT and MixPrec stages."""
     runs = {m: [r for r in records if r["config"]["method"] == m] for m in (method, baseline)}
     warm = next((r["phases"]["warmup"] for r in records if "warmup" in r["phases"]), {"epochs": 0, "seconds": 0.0})
+    if "pretrain" in warm:  # Tiny ImageNet's 224-px stage belongs to the warm-up
+        warm = {"epochs": warm["epochs"] + warm["pretrain"]["epochs"],
+                "seconds": warm["seconds"] + warm["pretrain"]["seconds"]}
     rows = []
 
     def row(name: str, count: int, epochs: int, seconds: float) -> None:

@@ -24,10 +24,13 @@ MODELS = {"digits": "resnet8_digits", "cifar10": "resnet8", "speech_commands": "
 
 
 def _timed(step: Callable[[], None], repeats: int) -> float:
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)  # CUDA runs asynchronously
     step()
+    sync()
     started = time.perf_counter()
     for _ in range(repeats):
         step()
+    sync()
     return (time.perf_counter() - started) / repeats
 
 

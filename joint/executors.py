@@ -4,13 +4,15 @@ With "dask", this process (the driver) is the only writer of run records: worker
 must see the store's results, cache and data folders at the same absolute paths as the driver (a shared
 filesystem, as a cluster home directory under SLURM): checkpoints, the shared float warm-up and the PIT seeds that
 sequential runs start from are exchanged there. Start a cluster with `dask scheduler` and, once per machine or GPU,
-`dask worker tcp://host:8786 --nthreads 1` (add `--resources "GPU=1"` on GPU machines: each task then claims one
-GPU). Dask starts workers with OMP_NUM_THREADS=1 unless it is set: give torch a CPU worker's cores with
-`OMP_NUM_THREADS=8 dask worker ...`.
+`DASK_DISTRIBUTED__WORKER__DAEMON=False dask worker tcp://host:8786 --nthreads 1` (non-daemonic, so DataLoader
+processes can start; on GPU machines one worker per GPU, with CUDA_VISIBLE_DEVICES=<i> and `--resources "GPU=1"`:
+each task then claims one GPU). Dask starts workers with OMP_NUM_THREADS=1 unless it is set: give torch a CPU
+worker's cores with `OMP_NUM_THREADS=8 dask worker ...`.
 """
 from __future__ import annotations
 
 import json
+import multiprocessing
 from dataclasses import replace
 
 from distributed import Client, Future, as_completed
@@ -91,12 +93,22 @@ def _gpu_resources(client: Client) -> dict[str, int]:
     return {"GPU": 1} if any("GPU" in worker.get("resources", {}) for worker in workers) else {}
 
 
+def _check_loader_processes(benchmark: str, profile: str) -> None:
+    """Dask's nannies start daemonic worker processes by default, which cannot start the DataLoader processes a
+    profile asks for: say how to start the workers instead of failing in the first epoch."""
+    if multiprocessing.current_process().daemon and experiments.get_profile(profile, benchmark).workers:
+        raise ValueError(f"profile {profile!r} loads {benchmark} with DataLoader processes, which a daemonic Dask "
+                         f"worker cannot start; start the workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
+
+
 def _warm_up(benchmark: str, profile: str, seed: int, store: Store) -> None:
     """Task: train and cache the shared float warm-up once, so the runs that start from it do not all train it."""
+    _check_loader_processes(benchmark, profile)
     experiments.warmup(benchmark, profile, seed, store)
 
 
 def _compute(config: RunConfig, store: Store, warmed_up: None) -> dict:
     """Task: train and measure one run and return its record (the driver writes it); `warmed_up` orders it after
     its warm-up task."""
+    _check_loader_processes(config.benchmark, config.profile)
     return experiments.compute(config, store)

@@ -35,9 +35,9 @@ class PhaseConfig:
     lr_decay: float = 0.99  # "exp": lr_decay^epoch (LambdaLR 0.99^epoch)
     step_size: int = 7  # "step": gamma^(epoch // step_size) (StepLR)
     gamma: float = 0.1
-    milestones: tuple[tuple[int, float], ...] = ()  # "milestones": divide by d after each (epoch, d)
+    milestones: tuple[tuple[int, float], ...] = ()  # "milestones": divide by d once epoch index m has finished
     patience: int = 50  # epochs without improvement before stopping early
-    min_epochs: int = 20  # checkpoint selection and early stopping start after this many epochs
+    min_epochs: int = 22  # selection and early stopping start after this many epochs (the scripts: index > 20)
     arch_lr: float = 1e-2  # architecture parameters (search phase only): precision logits or PIT masks
     arch_momentum: float = 0.9
     arch_optimizer: str = "sgd"  # "sgd" with momentum (the joint search), "adam" (PIT's masks)
@@ -91,7 +91,7 @@ def lr_factor(config: PhaseConfig, epoch: int) -> float:
         return 0.5 * (1 + math.cos(math.pi * min(epoch, config.epochs) / config.epochs))
     factor = 1.0
     for milestone, divisor in config.milestones:
-        if epoch >= milestone:
+        if epoch > milestone:  # the scripts adjust after epoch index m, so index m + 1 is the first at the new rate
             factor /= divisor
     return factor
 
@@ -106,7 +106,14 @@ def pick_device(name: str = "auto") -> torch.device:
     """CUDA when present (with the deterministic settings of the paper's seeding), else the CPU; or `name`."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:<index>; got {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but CUDA is not available here; use --device cpu or auto")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:<index>; got {name!r}")
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":16:8")
         torch.backends.cudnn.deterministic = True
@@ -123,8 +130,10 @@ def _loader(data: Dataset, batch_size: int, device: torch.device, workers: int, 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, class_weights: torch.Tensor | None = None,
              device: torch.device | str = "cpu", workers: int = 0) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy of `model` in eval mode (the argmax architecture for a SearchableNet)."""
+    """Accuracy and mean cross-entropy of `model` in eval mode (the argmax architecture for a SearchableNet),
+    computed on `device`; the model goes back to where it was."""
     device = torch.device(device)
+    home = next(model.parameters()).device
     model.to(device).eval()
     weights = None if class_weights is None else class_weights.to(device)
     correct, loss, count = 0, 0.0, 0
@@ -134,7 +143,7 @@ def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, class_weigh
         loss += F.cross_entropy(out, y, weight=weights, reduction="sum").item()
         correct += (out.argmax(1) == y).sum().item()
         count += len(y)
-    model.to("cpu")
+    model.to(home)
     return correct / count, loss / count
 
 
@@ -216,7 +225,6 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
         for sch in schedulers:
             sch.step()
         val_acc, val_loss = evaluate(model, val, class_weights=class_weights, device=device, workers=workers)
-        model.to(device)
         cost = None
         if search:
             with torch.no_grad():

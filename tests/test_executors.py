@@ -66,3 +66,10 @@ def test_tasks_claim_a_gpu_only_on_clusters_whose_workers_declare_one():
 def test_bad_executor_settings_are_one_line(tmp_path, executor, scheduler, message):
     with pytest.raises(ValueError, match=message):
         executors.run_sweep(SMOKE, store(tmp_path, "a"), executor, scheduler)
+
+
+def test_a_daemonic_worker_asked_for_loader_processes_says_how_to_start_workers(monkeypatch):
+    monkeypatch.setattr(executors.multiprocessing.current_process(), "daemon", True, raising=False)
+    with pytest.raises(ValueError, match="start the workers with DASK_DISTRIBUTED__WORKER__DAEMON=False"):
+        executors._check_loader_processes("cifar10", "cpu")
+    executors._check_loader_processes("digits", "smoke")  # no loader processes: nothing to say

@@ -202,6 +202,7 @@ def test_paper_profile_follows_the_protocol_per_benchmark():
     assert (cifar.search.arch_lr, cifar.search.arch_optimizer, cifar.search.temperature_decay) == (1e-2, "sgd", 0.045)
     assert (cifar.pit_search.arch_lr, cifar.pit_search.arch_optimizer) == (1e-3, "adam")
     assert cifar.search.selection == "accuracy" and cifar.search.lr_decay == 0.99 and cifar.pretrain is None
+    assert cifar.search.min_epochs == 22 and cifar.search.patience == 50  # the scripts: from epoch index 21
     gsc = experiments.get_profile("paper", "speech_commands")
     assert gsc.batch_size == 100 and gsc.search.epochs == 200 and gsc.search.selection == "loss"
     assert gsc.search.milestones == ((50, 2.0), (100, 2.0), (150, 2.5)) and gsc.pit_finetune.lr == 5e-4

@@ -84,7 +84,8 @@ def test_learning_rate_schedules_of_the_paper_scripts():
     step = PhaseConfig(50, schedule="step", step_size=7, gamma=0.1)
     assert [train.lr_factor(step, e) for e in (0, 6, 7, 14)] == pytest.approx([1, 1, 0.1, 0.01])
     gsc = PhaseConfig(200, schedule="milestones", milestones=((50, 2.0), (100, 2.0), (150, 2.5)))
-    assert [train.lr_factor(gsc, e) for e in (49, 50, 100, 150, 199)] == pytest.approx([1, 0.5, 0.25, 0.1, 0.1])
+    # the scripts halve after epoch index 50 (and 100, divide by 2.5 after 150): index 51 is the first at half
+    assert [train.lr_factor(gsc, e) for e in (50, 51, 101, 151, 199)] == pytest.approx([1, 0.5, 0.25, 0.1, 0.1])
     cosine = PhaseConfig(50, schedule="cosine")
     assert [train.lr_factor(cosine, e) for e in (0, 25, 50)] == pytest.approx([1, 0.5, 0])
 
@@ -111,6 +112,11 @@ def test_sgd_phase_with_a_step_schedule_trains_and_applies_its_learning_rates(tm
     assert next(model.parameters()).device.type == "cpu"
 
 
-def test_pick_device_falls_back_to_the_cpu():
+def test_pick_device_falls_back_to_the_cpu_and_rejects_unknown_devices():
     assert train.pick_device("cpu").type == "cpu"
     assert train.pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="device must be auto, cpu, cuda or cuda:<index>; got 'gpu'"):
+        train.pick_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available here"):
+            train.pick_device("cuda")
