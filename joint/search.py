@@ -187,9 +187,13 @@ class SearchableNet(nn.Module):
         return {**super().__getstate__(), "_cache": None}
 
     def _apply(self, fn, recurse=True):
-        """Moving the net (to a device, a dtype) drops the cached thetas, which live where the logits were."""
+        """Moving the net (to a device, a dtype) drops the cached thetas, which live where the logits were, and
+        moves the cost constants along (once, not at every step)."""
         self._cache = None
-        return super()._apply(fn, recurse)
+        result = super()._apply(fn, recurse)
+        device = self._temperature.device
+        self._constants = {name: tuple(c.to(device) for c in consts) for name, consts in self._constants.items()}
+        return result
 
     # -- parameters -----------------------------------------------------------------------------------
     def layer(self, name: str) -> SearchableLayer:
@@ -279,7 +283,7 @@ class SearchableNet(nn.Module):
         one = torch.ones(1, dtype=torch.float64, device=device)
         total = torch.zeros((), dtype=torch.float64, device=device)
         for layer, wire in self.wiring.items():
-            static_cin, w_bits, a_bits = (c.to(device) for c in self._constants[layer])
+            static_cin, w_bits, a_bits = self._constants[layer]
             cin = static_cin
             if wire.input_group is not None:
                 cin = alive[wire.input_group]
