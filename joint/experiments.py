@@ -161,10 +161,17 @@ PROFILES: dict[str, Profile] = {
 
 
 def get_profile(name: str, benchmark: str | None = None) -> Profile:
-    """The profile `name` (resolved for `benchmark` when given), or a one-line error listing the known ones."""
+    """The profile `name`, resolved for `benchmark` when given; a one-line error for an unknown profile or a
+    benchmark the profile does not cover."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
-    return PROFILES[name] if benchmark is None else PROFILES[name].for_benchmark(benchmark)
+    prof = PROFILES[name]
+    if benchmark is None:
+        return prof
+    if benchmark not in prof.benchmarks:
+        raise ValueError(f"benchmark {benchmark!r} is not part of profile {name!r}; "
+                         f"allowed: {', '.join(prof.benchmarks)}")
+    return prof.for_benchmark(benchmark)
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,7 @@ class RunConfig:
         if self.benchmark not in datasets.LOADERS:
             raise ValueError(f"unknown benchmark {self.benchmark!r}; allowed: {', '.join(sorted(datasets.LOADERS))}")
         method = methods.get(self.method)
-        get_profile(self.profile)
+        get_profile(self.profile, self.benchmark)
         cost_models.get(self.cost)
         if isinstance(self.lam, bool) or not isinstance(self.lam, (int, float)) or not 0 <= self.lam < math.inf:
             raise ValueError(f"lam must be a finite number >= 0; got {self.lam!r}")
@@ -480,18 +487,10 @@ def sweep(configs: list[RunConfig], store: Store | None = None) -> list[dict]:
     return records
 
 
-def _profile_of(benchmark: str, profile: str) -> Profile:
-    prof = get_profile(profile)
-    if benchmark not in prof.benchmarks:
-        raise ValueError(f"benchmark {benchmark!r} is not part of profile {profile!r}; "
-                         f"allowed: {', '.join(prof.benchmarks)}")
-    return prof.for_benchmark(benchmark)
-
-
 def size_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
     """Every run of the size and training-time analyses: float, fixed w8a8/w4a8/w2a8, every searched method over
     the lambda grid, PIT over its grid, and the sequential baseline (each PIT seed times the MixPrec grid)."""
-    prof = _profile_of(benchmark, profile)
+    prof = get_profile(profile, benchmark)
     configs = [RunConfig(benchmark, m, profile=profile, seed=seed) for m in ("float", *methods.FIXED)]
     for m in methods.SEARCHED:
         configs += [RunConfig(benchmark, m, lam, "size", profile, seed) for lam in prof.lambdas]
@@ -508,7 +507,7 @@ ABLATION_COSTS = ("size", "bitops", "mpic", "ne16")
 def cost_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
     """Every run of the cost-model ablation: the fixed w8a8/w4a8/w2a8 baselines, and joint searched with each
     cost model over the lambda grid, each with its target's activation precisions (MPIC: 2/4/8, others: 8)."""
-    prof = _profile_of(benchmark, profile)
+    prof = get_profile(profile, benchmark)
     configs = [RunConfig(benchmark, m, profile=profile, seed=seed) for m in methods.FIXED]
     configs += [RunConfig(benchmark, "joint", lam, cost, profile, seed) for cost in ABLATION_COSTS
                 for lam in prof.grid(cost)]
