@@ -1,6 +1,7 @@
 import dataclasses
 import io
 import pickle
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from PIL import Image
 from torch.utils.data import random_split
 
 import joint.data
@@ -66,19 +68,19 @@ def test_split_has_the_real_sizes_and_is_random_split_with_a_fixed_generator():
 def test_load_splits_shapes_labels_and_transforms(root):
     a, b = joint.data.load("cifar10", str(root), download=False), cifar10.load(str(root), download=False)
     assert (len(a.train), len(a.val), len(a.test)) == (16, 4, TEST_IMAGES)
-    assert not set(a.train.indices) & set(a.val.indices)
-    assert (a.train.indices, a.val.indices) == (b.train.indices, b.val.indices)
+    assert torch.equal(a.train.labels, b.train.labels) and torch.equal(a.val.inputs, b.val.inputs)
     assert (a.name, a.input_shape, a.num_classes) == ("cifar10", (3, 32, 32), 10)
-    assert a.val.dataset is a.train.dataset  # one copy of the images
+    assert a.source == "official archive cifar-10-python.tar.gz"
+    official = torchvision.datasets.CIFAR10(root, train=True, download=False)
+    train_indices, val_indices = cifar10.split_indices(20, 4)
+    for i, index in enumerate(val_indices):  # val: the official images at the split's indices, pixels untouched
+        assert torch.equal(a.val.inputs[i], torch.from_numpy(official.data[index]).permute(2, 0, 1))
+        assert a.val.labels[i] == official.targets[index] == index % PER_BATCH + index // PER_BATCH + 1
+    assert [a.test[i][1] for i in range(TEST_IMAGES)] == list(range(TEST_IMAGES))
     for split in (a.train, a.val, a.test):
         x, y = split[0]
         assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
         assert isinstance(y, int) and 0 <= y < 10
-    index = a.val.indices[0]
-    raw = torch.from_numpy(a.train.dataset.data[index]).permute(2, 0, 1) / 255
-    assert torch.allclose(a.val[0][0], raw)  # val: ToTensor only, pixels untouched
-    assert a.val[0][1] == a.train.dataset.targets[index] == index % PER_BATCH + index // PER_BATCH + 1
-    assert [a.test[i][1] for i in range(TEST_IMAGES)] == list(range(TEST_IMAGES))
     torch.manual_seed(0)
     assert not torch.equal(a.train[0][0], a.train[0][0])  # augmented afresh at every read
     assert torch.equal(a.test[0][0], a.test[0][0]) and torch.equal(a.val[0][0], a.val[0][0])
@@ -99,4 +101,95 @@ def test_a_cpu_profile_run_trains_end_to_end_on_the_loader(root, tmp_path):
     record = run(RunConfig("cifar10", "joint", 1.0, "mpic", profile="cpu"), store)
     assert record["config"]["act_bits"] == [2, 4, 8] and record["phases"]["search"]["epochs"] >= 5
     assert 0 <= record["metrics"]["test_accuracy"] <= 1 and record["metrics"]["mpic_cycles"] > 0
-    assert record["profile_settings"]["batch_size"] == 32
+    assert record["profile_settings"]["batch_size"] == 64 and record["profile_settings"]["channels_last"]
+
+
+def write_image_folder(folder: Path, per_class=(3, 1), suffix=".png", size=32) -> None:
+    """A CIFAR-10 image-folder copy: train/<class>/ and test/<class>/ with small random images in `suffix` format."""
+    rng = np.random.default_rng(1)
+    for split, count in zip(("train", "test"), per_class):
+        for label, name in enumerate(cifar10.CLASSES):
+            (folder / split / name).mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                pixels[0, 0] = label  # the class, readable back from the image (exact in PNG)
+                Image.fromarray(pixels).save(folder / split / name / f"{i:04d}{suffix}")
+
+
+def test_an_image_folder_copy_gives_the_same_split_rule_labels_and_pixels(tmp_path):
+    write_image_folder(tmp_path / "cifar10-jpeg")
+    bench = cifar10.load(str(tmp_path), download=False)
+    assert (len(bench.train), len(bench.val), len(bench.test)) == (24, 6, 10)
+    assert bench.source == "image folder cifar10-jpeg/ (PNG/JPEG files)"
+    labels = torch.arange(10).repeat_interleave(3)  # by class, then file name
+    train_indices, val_indices = cifar10.split_indices(30, 6)
+    assert torch.equal(bench.train.labels, labels[train_indices]) and torch.equal(bench.val.labels, labels[val_indices])
+    assert torch.equal(bench.val.inputs[:, 0, 0, 0], bench.val.labels.to(torch.uint8))  # pixels as saved
+    assert torch.equal(bench.test.labels, torch.arange(10)) and bench.train.augment is cifar10.augment
+    assert bench.val.augment is None and bench.test.augment is None
+    alone = cifar10.load(str(tmp_path / "cifar10-jpeg"), download=False)  # the data root may be the copy itself
+    assert torch.equal(alone.train.inputs, bench.train.inputs)
+
+
+def test_jpeg_files_and_the_archive_read_in_place_with_its_checksum_verified(tmp_path, monkeypatch):
+    write_image_folder(tmp_path / "src" / "cifar10-jpeg", suffix=".jpg")
+    folder = cifar10.load(str(tmp_path / "src"), download=False)
+    archive = tmp_path / "data" / cifar10.IMAGE_ARCHIVE
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar10-jpeg", arcname="cifar10-jpeg")
+    with pytest.raises(DatasetError, match="has the wrong checksum .*md5 98d793a5d3939f5abc83acba78177aa7"):
+        cifar10.load(str(archive.parent), download=False)
+    monkeypatch.setattr(cifar10, "IMAGE_ARCHIVE_MD5", file_digest(archive))
+    archive.parent.chmod(0o555)  # read in place: nothing is extracted or written beside it
+    try:
+        from_archive = cifar10.load(str(archive.parent), download=False)
+    finally:
+        archive.parent.chmod(0o755)
+    assert sorted(p.name for p in archive.parent.iterdir()) == [cifar10.IMAGE_ARCHIVE]
+    assert from_archive.source.startswith("cifar10-jpeg.tar.gz (JPEG re-encoding, md5 ")
+    for split in ("train", "val", "test"):
+        assert torch.equal(getattr(from_archive, split).inputs, getattr(folder, split).inputs)
+        assert torch.equal(getattr(from_archive, split).labels, getattr(folder, split).labels)
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda f: shutil.rmtree(f / "train" / "cat"), r"cifar10-jpeg/train has no images of class cat; an image-folder"),
+    (lambda f: (f / "test" / "dog" / "0000.png").write_bytes(b"broken"),
+     r"cifar10-jpeg/test/dog/0000.png is not a readable PNG or JPEG image"),
+    (lambda f: Image.new("RGB", (28, 30)).save(f / "train" / "ship" / "0001.png"),
+     r"cifar10-jpeg/train/ship/0001.png is 28x30 pixels; CIFAR-10 images are 32x32"),
+    (lambda f: (f / "train" / "cow").mkdir(), None),  # an empty extra folder holds no image: ignored
+    (lambda f: write_image_folder(f / "extra", (1, 0)), None),  # not train/ or test/: ignored
+])
+def test_a_damaged_image_folder_is_one_line_naming_what_is_wrong(tmp_path, damage, message):
+    folder = tmp_path / "cifar10-jpeg"
+    write_image_folder(folder)
+    damage(folder)
+    if message is None:
+        assert len(cifar10.load(str(tmp_path), download=False).train) == 24
+        return
+    with pytest.raises(DatasetError, match=message) as err:
+        cifar10.load(str(tmp_path), download=False)
+    assert "\n" not in str(err.value)
+
+
+def test_an_image_of_an_unknown_class_is_one_line(tmp_path):
+    folder = tmp_path / "cifar10-jpeg"
+    write_image_folder(folder)
+    (folder / "train" / "cow").mkdir()
+    Image.new("RGB", (32, 32)).save(folder / "train" / "cow" / "0000.png")
+    with pytest.raises(DatasetError, match="cifar10-jpeg/train/cow is not a CIFAR-10 class; allowed: airplane, "):
+        cifar10.load(str(tmp_path), download=False)
+
+
+def test_the_official_archive_comes_first_and_nothing_found_lists_every_layout(root, tmp_path):
+    write_image_folder(root / "cifar10-jpeg")
+    assert cifar10.find(root, download=False) == ("official", root)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match=r"no CIFAR-10 in .*empty and downloads are off; put there "
+                                           r"cifar-10-python.tar.gz \(https://.*\), an image folder cifar10-jpeg/ "
+                                           r"with train/<class>/ and test/<class>/, or cifar10-jpeg.tar.gz"):
+        cifar10.find(empty, download=False)
+    assert cifar10.find(empty, download=True) == ("official", empty)

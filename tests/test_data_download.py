@@ -7,7 +7,7 @@ import pytest
 from joint.data import cifar10, tiny_imagenet
 from joint.data.download import Archive, DatasetError, ensure, file_digest
 
-LOADERS = [(cifar10, "cifar-10-batches-py"), (tiny_imagenet, "tiny-imagenet-200")]
+LOADERS = [(cifar10, "."), (tiny_imagenet, "tiny-imagenet-200")]  # the folder the message names
 
 
 @pytest.mark.parametrize("module,folder", LOADERS)

@@ -96,14 +96,14 @@ def test_fake_dataset_splits_labels_features_and_weights(root):
     assert train == TRAIN and val == sorted(VAL_LIST)
     assert not set(TEST_LIST) & (set(train) | set(val))
 
-    x, y = bench.train.tensors
+    x, y = bench.train.inputs, bench.train.labels
     silence = sum(n for name, (_, n) in NOISE.items() if name in sc.TRAIN_NOISE)
     assert len(y) == len(TRAIN) + silence == 16
     assert y.tolist() == [11, 11, 3, 3, 9, 9] + [10] * silence
-    assert bench.val.tensors[1].tolist() == [11, 9] + [10] * NOISE["running_tap"][1]
-    assert sorted(bench.test.tensors[1].tolist()) == [9, 9, 10, 11, 11, 11]
+    assert bench.val.labels.tolist() == [11, 9] + [10] * NOISE["running_tap"][1]
+    assert sorted(bench.test.labels.tolist()) == [9, 9, 10, 11, 11, 11]
     for split in (bench.train, bench.val, bench.test):
-        assert split.tensors[0].shape[1:] == (1, 49, 10) and torch.isfinite(split.tensors[0]).all()
+        assert split.inputs.shape[1:] == (1, 49, 10) and torch.isfinite(split.inputs).all()
 
     short = sc.read_wav(folder / "no/short_nohash_0.wav")
     assert len(short) == 8000 and np.abs(short).max() <= 1
@@ -131,7 +131,7 @@ def test_features_are_cached_and_a_second_load_decodes_nothing(root, monkeypatch
     monkeypatch.setattr(soundfile, "read", no_decoding)
     second = sc.load(root, download=False)
     for a, b in ((first.train, second.train), (first.val, second.val), (first.test, second.test)):
-        assert torch.equal(a.tensors[0], b.tensors[0]) and torch.equal(a.tensors[1], b.tensors[1])
+        assert torch.equal(a.inputs, b.inputs) and torch.equal(a.labels, b.labels)
 
 
 def load_corrupted(tmp_path: Path, monkeypatch) -> DatasetError:

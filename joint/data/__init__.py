@@ -21,6 +21,7 @@ class Benchmark:
     num_classes: int
     model: Callable[[], nn.Module]
     class_weights: torch.Tensor | None = field(default=None, repr=False)
+    source: str = ""  # which copy of the data was read (file or folder name, no machine paths), for the records
 
 
 def _digits(root: str, download: bool) -> Benchmark:

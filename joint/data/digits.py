@@ -5,10 +5,10 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-from torch.utils.data import TensorDataset
 
 from ..models import resnet8_digits
 from . import Benchmark
+from .tensors import TensorData
 
 SPLIT_SEED = 14  # fixed: every run, method and seed sees the same split
 VAL_FRACTION = 0.2
@@ -29,5 +29,6 @@ def load() -> Benchmark:
     digits = load_digits()
     x = torch.from_numpy((digits.images / 16.0).astype(np.float32)[:, None])
     y = torch.from_numpy(digits.target.astype(np.int64))
-    train, val, test = (TensorDataset(x[i], y[i]) for i in split_indices(digits.target))
-    return Benchmark("digits", train, val, test, (1, 8, 8), 10, resnet8_digits)
+    train, val, test = (TensorData(x[i], y[i]) for i in split_indices(digits.target))
+    return Benchmark("digits", train, val, test, (1, 8, 8), 10, resnet8_digits,
+                     source="scikit-learn's bundled digits")

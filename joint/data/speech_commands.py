@@ -9,11 +9,11 @@ import numpy as np
 import soundfile
 import torch
 import torchaudio
-from torch.utils.data import TensorDataset
 
 from ..models import dscnn
 from . import Benchmark
 from .download import Archive, DatasetError, ensure
+from .tensors import TensorData
 
 WORDS = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes")
 CLASSES = (*WORDS, "_silence_", "_unknown_")
@@ -131,7 +131,7 @@ def build_split(split: str, root: Path, download: bool) -> tuple[torch.Tensor, t
     return torch.cat([x, xs]), torch.cat([y, ys])
 
 
-def cached_split(split: str, root: Path, download: bool) -> TensorDataset:
+def cached_split(split: str, root: Path, download: bool) -> TensorData:
     """The split's features, read from root/SpeechCommands/mfcc-<split>-<settings hash>.pt, built and written
     atomically (temporary file, then rename) on first use: later loads decode no WAV."""
     cache = root / "SpeechCommands" / f"mfcc-{split}-{settings_hash()}.pt"
@@ -141,7 +141,7 @@ def cached_split(split: str, root: Path, download: bool) -> TensorDataset:
         torch.save({"x": x, "y": y}, partial)
         os.replace(partial, cache)
     data = torch.load(cache)
-    return TensorDataset(data["x"], data["y"])
+    return TensorData(data["x"], data["y"])
 
 
 def load(root: str | Path = "data", download: bool = True) -> Benchmark:
@@ -150,4 +150,5 @@ def load(root: str | Path = "data", download: bool = True) -> Benchmark:
     root = Path(root)
     train, val, test = (cached_split(split, root, download) for split in ("train", "val", "test"))
     return Benchmark("speech_commands", train, val, test, (1, 49, 10), len(CLASSES), dscnn,
-                     class_weights=class_weights(train.tensors[1]))
+                     class_weights=class_weights(train.labels),
+                     source=f"{TRAIN_ARCHIVE.filename} and {TEST_ARCHIVE.filename} (official)")

@@ -89,7 +89,8 @@ def load(root: str, download: bool) -> Benchmark:
     train = Images([samples[i] for i in train_indices], TRAIN_64)
     val = Images([samples[i] for i in val_indices], TEST_64)
     test = Images(official_val_samples(folder, wnids), TEST_64)
-    return Benchmark("tiny_imagenet", train, val, test, (3, 64, 64), NUM_CLASSES, resnet18_tiny)
+    return Benchmark("tiny_imagenet", train, val, test, (3, 64, 64), NUM_CLASSES, resnet18_tiny,
+                     source=f"{ARCHIVE.filename} (official)")
 
 
 def views_224(benchmark: Benchmark) -> tuple[Images, Images]:
