@@ -5,6 +5,7 @@ import copy
 import math
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .cost import regularizer
+from .data.tensors import TensorData
 from .search import SearchableNet
 
 SELECTIONS = ("accuracy", "loss")
@@ -79,6 +81,7 @@ class PhaseResult:
     best_epoch: int
     val_accuracy: float
     val_loss: float
+    curve: list[dict]  # per epoch: validation accuracy and loss (and, in a search, the raw cost)
 
 
 def lr_factor(config: PhaseConfig, epoch: int) -> float:
@@ -122,29 +125,37 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-def _loader(data: Dataset, batch_size: int, device: torch.device, workers: int, **kwargs) -> DataLoader:
+def batches(data: Dataset, batch_size: int, device: torch.device, workers: int = 0, shuffle: bool = False,
+            generator: torch.Generator | None = None) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """One pass over `data` in batches: straight from memory for a TensorData, else through a DataLoader (the same
+    order for the same generator state)."""
+    if isinstance(data, TensorData):
+        return data.batches(batch_size, generator, shuffle)
     return DataLoader(data, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda",
-                      persistent_workers=False, **kwargs)
+                      persistent_workers=False, shuffle=shuffle, generator=generator)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, class_weights: torch.Tensor | None = None,
              device: torch.device | str = "cpu", workers: int = 0) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy of `model` in eval mode (the argmax architecture for a SearchableNet),
-    computed on `device`; the model goes back to where it was."""
+    """Accuracy and cross-entropy of `model` in eval mode (the argmax architecture for a SearchableNet), computed
+    on `device`; the model goes back to where it was. With class weights the loss is the weighted mean that
+    cross_entropy(weight=...) minimises in training: sum of w_y * CE over sum of w_y."""
     device = torch.device(device)
     home = next(model.parameters()).device
     model.to(device).eval()
     weights = None if class_weights is None else class_weights.to(device)
-    correct, loss, count = 0, 0.0, 0
-    for x, y in _loader(data, batch_size, device, workers):
+    correct = loss = total_weight = torch.zeros((), dtype=torch.float64, device=device)
+    count = 0
+    for x, y in batches(data, batch_size, device, workers):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         out = model(x)
-        loss += F.cross_entropy(out, y, weight=weights, reduction="sum").item()
-        correct += (out.argmax(1) == y).sum().item()
+        loss = loss + F.cross_entropy(out, y, weight=weights, reduction="sum")
+        total_weight = total_weight + (len(y) if weights is None else weights[y].sum())
+        correct = correct + (out.argmax(1) == y).sum()
         count += len(y)
     model.to(home)
-    return correct / count, loss / count
+    return correct.item() / count, (loss / total_weight).item()
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -167,14 +178,16 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Dataset, *, batch_size: int,
                 seed: int, penalty: Penalty | None = None, class_weights: torch.Tensor | None = None,
                 checkpoint: Path | None = None, desc: str = "train", progress: bool = True,
-                device: torch.device | str = "cpu", workers: int = 0) -> PhaseResult:
+                device: torch.device | str = "cpu", workers: int = 0, channels_last: bool = False) -> PhaseResult:
     """Train `model` for one phase and restore its best-validation state; the model is back on the CPU after.
 
     With a `penalty` the architecture parameters (precision logits, PIT masks) are trained too; `checkpoint`
     (a file) makes the phase resumable from its last finished epoch, with the same result as an uninterrupted run.
+    `channels_last` trains in that memory format (faster convolutions on CPUs); the model is returned contiguous.
     """
     device = torch.device(device)
-    model.to(device)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device, memory_format=layout)
     weights = None if class_weights is None else class_weights.to(device)
     search = penalty is not None
     groups = _param_groups(model, config.weight_decay)
@@ -189,7 +202,7 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
         optimizers.append(torch.optim.Adam(model.arch_parameters(), lr=config.arch_lr))
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(config, e)) for o in optimizers]
     state = {"epoch": 0, "best": None, "best_metric": -math.inf, "best_epoch": 0, "best_val": (0.0, math.inf),
-             "bad_epochs": 0, "seconds": 0.0, "done": False}
+             "bad_epochs": 0, "seconds": 0.0, "done": False, "curve": []}
     if checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False, map_location=device)
         model.load_state_dict(saved["model"])
@@ -197,9 +210,8 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
             o.load_state_dict(s)
         for sch, s in zip(schedulers, saved["schedulers"]):
             sch.load_state_dict(s)
-        state = saved["state"]
+        state = {"curve": [], **saved["state"]}
     shuffle = torch.Generator()
-    loader = _loader(train, batch_size, device, workers, shuffle=True, generator=shuffle)
     bar = tqdm(total=config.epochs, initial=state["epoch"], desc=desc, disable=not progress, leave=False)
     epoch = state["epoch"]
     while not state["done"]:
@@ -212,8 +224,10 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
                 model.set_temperature(math.exp(-config.temperature_decay * epoch))
             lam = ramped_lambda(penalty.lam, epoch, config.epochs) if config.lam_ramp else penalty.lam
         model.train()
-        for x, y in loader:
+        for x, y in batches(train, batch_size, device, workers, shuffle=True, generator=shuffle):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=layout)
             loss = F.cross_entropy(model(x), y, weight=weights)
             if search:
                 loss = loss + penalty(model, lam)
@@ -240,6 +254,7 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
             state["bad_epochs"] += 1
         state["epoch"] = epoch
         state["seconds"] += time.perf_counter() - started
+        state["curve"].append({"val_accuracy": val_acc, "val_loss": val_loss, **({"cost": cost} if search else {})})
         early = epoch >= config.min_epochs and state["bad_epochs"] >= config.patience
         state["done"] = early or epoch >= config.epochs
         if checkpoint is not None:
@@ -251,5 +266,5 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
     if state["best"] is None:
         raise RuntimeError(f"{desc}: no epoch gave a finite validation {config.selection}; lower the learning rate")
     model.load_state_dict(state["best"])
-    model.to("cpu")
-    return PhaseResult(epoch, state["seconds"], state["best_epoch"], *state["best_val"])
+    model.to("cpu", memory_format=torch.contiguous_format)
+    return PhaseResult(epoch, state["seconds"], state["best_epoch"], *state["best_val"], state["curve"])

@@ -2,16 +2,18 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 import joint
 from joint import train
+from joint.data.tensors import TensorData
 from joint.train import Penalty, PhaseConfig, ramped_lambda, train_phase
 
 
 def tiny_data(n=96):
     bench = joint.data.load("digits")
-    x, y = bench.train.tensors
+    x, y = bench.train.inputs, bench.train.labels
     return TensorDataset(x[:n], y[:n]), TensorDataset(x[n:2 * n], y[n:2 * n])
 
 
@@ -120,3 +122,48 @@ def test_pick_device_falls_back_to_the_cpu_and_rejects_unknown_devices():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available here"):
             train.pick_device("cuda")
+
+
+def test_in_memory_batches_give_the_same_training_for_the_same_seed():
+    memory_data = tuple(TensorData(*d.tensors) for d in tiny_data())
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = joint.models.resnet8_digits()
+        result = train_phase(model, PhaseConfig(2, min_epochs=1), *memory_data, batch_size=32, seed=5, progress=False)
+        runs.append((model, result))
+    (a, result_a), (b, result_b) = runs
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert result_a.curve == result_b.curve and len(result_a.curve) == 2
+
+
+def test_every_epoch_is_on_the_curve_and_a_search_records_its_cost():
+    data = tiny_data()
+    torch.manual_seed(0)
+    net = joint.searchable(joint.models.resnet8_digits(), joint.SearchSpace(), data[0].tensors[0][:32])
+    result = train_phase(net, PhaseConfig(3, min_epochs=1), *data, batch_size=32, seed=0,
+                         penalty=Penalty(1.0, "size", 616_576.0), progress=False)
+    assert [set(point) for point in result.curve] == [{"val_accuracy", "val_loss", "cost"}] * 3
+    assert result.val_accuracy == max(point["val_accuracy"] for point in result.curve)
+
+
+def test_validation_loss_with_class_weights_is_the_weighted_mean_training_minimises():
+    torch.manual_seed(0)
+    x, y = torch.rand(40, 1, 8, 8), torch.randint(0, 10, (40,))
+    weights = torch.rand(10) * 20
+    model = joint.models.resnet8_digits().eval()
+    accuracy, loss = train.evaluate(model, TensorData(x, y), batch_size=16, class_weights=weights)
+    with torch.no_grad():
+        out = model(x)
+    assert loss == pytest.approx(float(F.cross_entropy(out, y, weight=weights)), rel=1e-5)
+    assert accuracy == pytest.approx(float((out.argmax(1) == y).double().mean()))
+
+
+def test_channels_last_training_returns_a_contiguous_model_that_evaluates_alike():
+    data = tiny_data()
+    torch.manual_seed(0)
+    model = joint.models.resnet8_digits()
+    result = train_phase(model, PhaseConfig(2, min_epochs=1), *data, batch_size=32, seed=0, progress=False,
+                         channels_last=True)
+    assert all(p.is_contiguous() for p in model.parameters())
+    assert train.evaluate(model, data[1])[0] == pytest.approx(result.curve[result.best_epoch - 1]["val_accuracy"])
