@@ -155,6 +155,10 @@ def _ceil_div(a: Tensor, b: int) -> Tensor:
     return _ste(a, torch.floor((a.detach() - 1) / b) + 1)
 
 
+def _ceil(a: Tensor) -> Tensor:
+    return _ste(a, torch.ceil(a.detach()))
+
+
 def _mod(a: Tensor, b: int) -> Tensor:
     return _ste(a, a.detach() - b * torch.floor(a.detach() / b))
 
@@ -167,10 +171,11 @@ def _ne16_sublayer(ko: Tensor, ki: Tensor, out_hw: tuple[int, int], w: Tensor, m
     n_in = _ceil_div(ki, 16)
 
     def iteration(k: Tensor | int) -> Tensor:
+        normquant = 9 + (_ceil(k) if isinstance(k, Tensor) else k)  # 9 + ceil(4k/4): a fractional (soft) k rounds up
         if mode == "dw":
-            return load + (6 + k) + (6 + k * w) + 2 + (9 + k) + 13
+            return load + (6 + k) + (6 + k * w) + 2 + normquant + 13
         matvec = 6 + k if mode == "1x1" else 6 + k * w
-        return n_in * (load + 6 + matvec + 2) + (9 + k) + 13
+        return n_in * (load + 6 + matvec + 2) + normquant + 13
 
     n_body, rem = _floor_div(ko, k_body), _mod(ko, k_body)
     has_rem = (rem.detach() != 0).to(ko.dtype)

@@ -45,6 +45,21 @@ def test_linear_worked_example():
     assert one_layer("bitops", FC, 64, 10, 8) == 40_960
 
 
+def test_ne16_normquant_rounds_a_fractional_channel_count_up_with_a_straight_through_gradient():
+    # 1x1 layer, one input tile, one spatial tile, n = 2.25 soft channels: the remainder iteration is
+    # 1 * (19 + 6 + (6 + k) + 2) + (9 + ceil(k)) + 13 with k = 2.25, so 35.25 + 12 + 13 = 60.25 (9 + k would give 59.5)
+    point = LayerShape("pw", "conv", 16, 32, (1, 1), (1, 1), 1, (3, 3))
+    n = torch.tensor([2.25], dtype=F64, requires_grad=True)
+    value = layer_cost(cost.get("ne16"), point, torch.tensor(16.0, dtype=F64), n, torch.tensor([8.0], dtype=F64),
+                       torch.ones(1, dtype=F64), torch.tensor([8.0], dtype=F64))
+    assert float(value.detach()) == pytest.approx(60.25)
+    value.backward()
+    # straight-through slopes of 1: floor(n/32) brings one full iteration (119 cycles), the remainder's
+    # (6 + k) and ceil(k) one cycle each
+    assert float(n.grad) == pytest.approx(119 + 2)
+    assert one_layer("ne16", point, 16, 3, 8) == 61  # integer counts are unchanged: 9 + k
+
+
 def test_zero_bit_channels_cost_nothing_in_every_model():
     for model in cost.MODELS:
         assert one_layer(model, CONV, 16, 32, 0) == 0
