@@ -1,11 +1,13 @@
 # make reproduce: set up .venv (pinned, idempotent), train what is pending and execute every notebook;
-# make test: unit tests + notebooks. PROFILE=smoke|quick|cpu|paper, BENCHMARKS="cifar10 ...", EXECUTOR=serial|dask.
+# make test: unit tests + notebooks. PROFILE=smoke|quick|cpu|paper, BENCHMARKS="cifar10 ...", EXECUTOR=serial|dask,
+# DATA=<folder holding the datasets> (default data/; e.g. DATA=../shared/data for an image-folder copy of CIFAR-10).
 PYTHON ?= python3.11
 PROFILE ?= quick
 BENCHMARKS ?=
+DATA ?= data
 EXECUTOR ?= serial
 DASK_SCHEDULER ?=
-RUN_FLAGS = --profile $(PROFILE) $(if $(BENCHMARKS),--benchmarks "$(BENCHMARKS)",)
+RUN_FLAGS = --profile $(PROFILE) --data "$(DATA)" $(if $(BENCHMARKS),--benchmarks "$(BENCHMARKS)",)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
 import torch
 
 from . import cost as cost_models
-from . import experiments, methods, models
+from . import experiments, methods, models, profiles
 from .arch import Arch
 from .graph import describe, searchable
 from .search import SearchSpace
@@ -77,12 +78,13 @@ def _bits(text: str | None) -> tuple[int, ...] | None:
 def run(args: argparse.Namespace) -> str:
     config = experiments.RunConfig(args.benchmark, args.method, args.lam, args.cost, args.profile, args.seed,
                                    args.pit_lam, _bits(args.act_bits))
-    record = experiments.run(config, _store(args))
+    store = _store(args)
+    record = experiments.run(config, store)
     m = record["metrics"]
     cycles = "" if m["mpic_cycles"] is None else f", {m['mpic_cycles']:,.0f} MPIC / {m['ne16_cycles']:,.0f} NE16 cycles"
-    return (f"{config.method} lam={config.lam:g} ({config.cost}) on {config.benchmark} ({config.profile}): test "
-            f"accuracy {100 * m['test_accuracy']:.2f} %, size {m['size_kb']:.3f} kB{cycles} -> "
-            f"{_store(args).record_path(config)}")
+    return "\n".join([f"{config.method} lam={config.lam:g} ({config.cost}) on {config.benchmark} ({config.profile}): "
+                      f"test accuracy {100 * m['test_accuracy']:.2f} %, size {m['size_kb']:.3f} kB{cycles} -> "
+                      f"{experiments.shown(store.record_path(config))}", *experiments.warnings_of([record])])
 
 
 SWEEPS = {"size": experiments.size_sweep, "cost": experiments.cost_sweep}
@@ -93,17 +95,18 @@ def sweep(args: argparse.Namespace) -> str:
     store = _store(args)
     pending = sum(not store.record_path(c).exists() for c in configs)
     started = time.perf_counter()
-    experiments.sweep(configs, store)
-    return (f"{len(configs)} runs of the {args.analysis} analysis ({pending} trained now, {len(configs) - pending} "
-            f"already recorded) in {time.perf_counter() - started:.1f} s -> {store.results / args.profile / 'runs'}")
+    records = experiments.sweep(configs, store)
+    return "\n".join([f"{len(configs)} runs of the {args.analysis} analysis ({pending} trained now, "
+                      f"{len(configs) - pending} already recorded) in {time.perf_counter() - started:.1f} s -> "
+                      f"{experiments.shown(store.results / args.profile / 'runs')}", *experiments.warnings_of(records)])
 
 
 def _benchmarks(args: argparse.Namespace) -> tuple[str, ...]:
     """The benchmarks to run: --benchmarks (space- or comma-separated) or every one of the profile."""
     named = tuple((args.benchmarks or "").replace(",", " ").split())
-    chosen = named or experiments.get_profile(args.profile).benchmarks
+    chosen = named or profiles.get_profile(args.profile).benchmarks
     for name in chosen:
-        experiments.get_profile(args.profile, name)  # one line if the profile does not cover it
+        profiles.get_profile(args.profile, name)  # one line if the profile does not cover it
     return chosen
 
 
@@ -121,6 +124,11 @@ def estimate(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def _relative(path: str) -> str:
+    """A directory as the notebooks receive it: relative to the repository root, so no machine path is printed."""
+    return os.path.relpath(experiments.project_path(path), experiments.ROOT)
+
+
 def reproduce(args: argparse.Namespace) -> str:
     """Estimate what is pending, train it (serially or on a Dask cluster), then execute every notebook with
     papermill into results/<profile>/notebooks/ and say where the outputs are."""
@@ -134,7 +142,9 @@ def reproduce(args: argparse.Namespace) -> str:
     started = time.perf_counter()
     store = _store(args)
     for benchmark in benchmarks:
-        executors.run_sweep(_all_runs(benchmark, args.profile), store, args.executor, args.scheduler)
+        records = executors.run_sweep(_all_runs(benchmark, args.profile), store, args.executor, args.scheduler)
+        for line in experiments.warnings_of(records):
+            print(line, flush=True)
     out_dir = experiments.project_path(args.results) / args.profile / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     for benchmark in benchmarks:
@@ -142,18 +152,18 @@ def reproduce(args: argparse.Namespace) -> str:
             source = experiments.ROOT / "notebooks" / f"{name}.ipynb"
             target = out_dir / f"{name}-{benchmark}.ipynb"
             partial = target.with_name(target.name + ".partial.ipynb")
-            print(f"executing {source.name} for {benchmark} -> {target}", flush=True)
+            print(f"executing {source.name} for {benchmark} -> {experiments.shown(target)}", flush=True)
             papermill.execute_notebook(str(source), str(partial), cwd=str(experiments.ROOT), progress_bar=False,
                                        parameters={"benchmark": benchmark, "profile": args.profile,
-                                                   "results_dir": args.results, "figures_dir": args.figures,
-                                                   "cache_dir": args.cache, "data_dir": args.data})
+                                                   **{f"{name}_dir": _relative(getattr(args, name)) for name in
+                                                      ("results", "figures", "cache", "data")}})
             partial.replace(target)
     results = experiments.project_path(args.results) / args.profile
     figures = experiments.project_path(args.figures) / args.profile
     lines = [f"profile {args.profile}: every run and notebook done in {time.perf_counter() - started:.1f} s",
-             f"  notebooks: {out_dir}", "  tables:"]
-    lines += [f"    {p}" for p in sorted(results.glob("*/*.md"))]
-    lines += ["  figures:"] + [f"    {p}" for p in sorted(figures.glob("*.png"))]
+             f"  notebooks: {experiments.shown(out_dir)}", "  tables:"]
+    lines += [f"    {experiments.shown(p)}" for p in sorted(results.glob("*/*.md"))]
+    lines += ["  figures:"] + [f"    {experiments.shown(p)}" for p in sorted(figures.glob("*.png"))]
     return "\n".join(lines)
 
 
@@ -175,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                             ("estimate", "how long the pending runs of a profile take at most, measured here"),
                             ("reproduce", "train what is pending, execute every notebook (what make reproduce does)")):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("--profile", default="quick", help=f"one of {', '.join(experiments.PROFILES)}")
+        p.add_argument("--profile", default="quick", help=f"one of {', '.join(profiles.PROFILES)}")
         p.add_argument("--results", default="results", help="results directory, relative to the repository root")
         p.add_argument("--cache", default=".cache", help="checkpoint cache, relative to the repository root")
         p.add_argument("--data", default="data", help="datasets directory, relative to the repository root")

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import methods, models
-from .experiments import Profile, RunConfig, Store, get_profile
+from .experiments import RunConfig, Store
+from .profiles import Profile, get_profile
 from .graph import searchable
 from .pit import prunable
 from .search import SearchSpace
@@ -110,7 +111,7 @@ def _phases(config: RunConfig, prof: Profile) -> list[tuple[str, int]]:
         return [("pit", prof.pit_search.epochs), ("float", prof.pit_finetune.epochs)]
     if method.space is None:
         return []
-    search = "search_act" if len(config.act_bits) > 1 else "search"
+    search = "qat" if not method.searches else "search_act" if len(config.act_bits) > 1 else "search"
     return [(search if phase == "search" else "qat", getattr(prof, phase).epochs) for phase in method.phases]
 
 
@@ -122,7 +123,7 @@ def estimate(benchmark: str, profile: str, configs: list[RunConfig], store: Stor
     train, val, _ = SPLIT_SIZES[benchmark]
     pending = [c for c in configs if not store.record_path(c).exists()]
     phases = [phase for c in pending for phase in _phases(c, prof)]
-    warm = store.cache / profile / "warmup" / f"{benchmark}-seed{configs[0].seed}-{prof.fingerprint()}.pt"
+    warm = store.warmup_path(benchmark, profile, configs[0].seed)
     if pending and not warm.exists():
         phases.append(("float", prof.warmup.epochs))
         if prof.pretrain is not None:

@@ -11,14 +11,13 @@ worker's cores with `OMP_NUM_THREADS=8 dask worker ...`.
 """
 from __future__ import annotations
 
-import json
 import multiprocessing
 from dataclasses import replace
 
 from distributed import Client, Future, as_completed
 from tqdm.auto import tqdm
 
-from . import experiments
+from . import experiments, profiles
 from .experiments import RunConfig, Store
 
 EXECUTORS = ("serial", "dask")
@@ -38,7 +37,7 @@ def run_sweep(configs: list[RunConfig], store: Store, executor: str = "serial",
     if pending:
         with Client(scheduler) as client:
             _run_on_cluster(client, pending, store)
-    return [json.loads(store.record_path(c).read_text()) for c in configs]
+    return [store.read_record(c) for c in configs]
 
 
 def _run_on_cluster(client: Client, pending: list[RunConfig], store: Store) -> None:
@@ -96,7 +95,7 @@ def _gpu_resources(client: Client) -> dict[str, int]:
 def _check_loader_processes(benchmark: str, profile: str) -> None:
     """Dask's nannies start daemonic worker processes by default, which cannot start the DataLoader processes a
     profile asks for: say how to start the workers instead of failing in the first epoch."""
-    if multiprocessing.current_process().daemon and experiments.get_profile(profile, benchmark).workers:
+    if multiprocessing.current_process().daemon and profiles.get_profile(profile, benchmark).workers:
         raise ValueError(f"profile {profile!r} loads {benchmark} with DataLoader processes, which a daemonic Dask "
                          f"worker cannot start; start the workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
 

@@ -1,4 +1,4 @@
-"""Experiments: RunConfig, profiles, run() and sweep(), and the store of run records (one JSON per run)."""
+"""Experiments: RunConfig, run() and sweep(), and the store of run records (one JSON per run)."""
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +18,10 @@ from . import data as datasets
 from . import methods
 from .graph import describe, searchable
 from .pit import prunable
-from .search import SearchSpace
-from .train import Penalty, PhaseConfig, evaluate, pick_device, train_phase
+from .profiles import PROFILES, Profile, get_profile
+from .arch import Arch
+from .search import SearchSpace, at_activation_bits
+from .train import Penalty, evaluate, pick_device, train_phase
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,148 +32,6 @@ def project_path(path: str | Path) -> Path:
     """`path` itself if absolute, else relative to the repository root (so notebooks find results from any cwd)."""
     path = Path(path)
     return path if path.is_absolute() else ROOT / path
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How much compute a reproduction spends: epochs and hyper-parameters per phase, the lambda grids.
-
-    `overrides` maps a benchmark to the fields that differ for it (the paper tunes each benchmark);
-    `for_benchmark` applies them, and every run reads its benchmark's resolved profile."""
-
-    name: str
-    description: str
-    benchmarks: tuple[str, ...]
-    batch_size: int
-    warmup: PhaseConfig
-    search: PhaseConfig
-    finetune: PhaseConfig
-    lambdas: tuple[float, ...]  # lambda grid of every searched method, on the cost normalised by its w8a8 value
-    pit_search: PhaseConfig
-    pit_finetune: PhaseConfig
-    pit_lambdas: tuple[float, ...]  # PIT on the float parameter count normalised by the unpruned count
-    sequential_lambdas: tuple[float, ...]  # MixPrec lambdas run on every PIT seed
-    cost_lambdas: dict[str, tuple[float, ...]] = field(default_factory=dict)  # ablation grid per cost model
-    seed_lambdas: tuple[float, ...] | None = None  # PIT lambdas whose seeds the sequential runs use (None: all)
-    pretrain: PhaseConfig | None = None  # a first warm-up stage at the pretrained model's resolution (Tiny ImageNet)
-    workers: int = 0  # data-loader processes
-    overrides: dict[str, dict] = field(default_factory=dict)
-
-    def for_benchmark(self, benchmark: str) -> Profile:
-        """This profile with `benchmark`'s overrides applied."""
-        return replace(self, **self.overrides.get(benchmark, {}), overrides={})
-
-    def grid(self, cost: str) -> tuple[float, ...]:
-        """The lambda grid of a joint search with cost model `cost`: its own grid if it has one, else `lambdas`."""
-        return self.cost_lambdas.get(cost, self.lambdas)
-
-    def fingerprint(self) -> str:
-        """Hash of every setting that changes a run's result (not the lambda grids, which only list runs)."""
-        settings = (self.batch_size, self.warmup, self.search, self.finetune, self.pit_search, self.pit_finetune)
-        if self.pretrain is not None:
-            settings += (self.pretrain,)
-        if self.workers:  # loader processes draw the augmentation from their own random streams
-            settings += (("workers", self.workers),)
-        return hashlib.sha256(repr(settings).encode()).hexdigest()[:8]
-
-
-def _paper_profile() -> Profile:
-    """protocol.md's hyper-parameters: CIFAR-10 as the base, Speech Commands and Tiny ImageNet as overrides."""
-    cifar = PhaseConfig(500)  # Adam 1e-3, wd 1e-4, LambdaLR 0.99^e, early stop 50 after epoch 20: the defaults
-    gsc = dict(epochs=200, schedule="milestones", milestones=((50, 2.0), (100, 2.0), (150, 2.5)), selection="loss")
-    tin = dict(epochs=50, optimizer="sgd", momentum=0.9, schedule="step", step_size=7, gamma=0.1)
-    return Profile(
-        "paper", "the paper's protocol per benchmark (GPU)", ("cifar10", "speech_commands", "tiny_imagenet"), 32,
-        cifar, replace(cifar, arch_lr=1e-2), cifar,
-        # lambda grids on the normalised cost (1 = one all-8-bit network's worth of cost), chosen from the quick
-        # profile's scans so that each front runs from the all-8-bit network down to a few percent of it, the
-        # span of the paper's figures (CIFAR-10 size: 2.9-75 kB of 77 kB; PIT: 95-245 kB of 309 kB fp32)
-        (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
-        replace(cifar, arch_lr=1e-3, arch_optimizer="adam"), cifar,
-        (0.01, 0.02, 0.05, 0.1, 0.2, 0.4), (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
-        {"bitops": (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0), "mpic": (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 7.0, 10.0),
-         "ne16": (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15)},
-        seed_lambdas=(0.05,), workers=2,
-        overrides={
-            "speech_commands": dict(
-                batch_size=100, workers=0, warmup=PhaseConfig(**gsc), search=PhaseConfig(**gsc, arch_lr=1e-2),
-                finetune=PhaseConfig(**gsc), pit_search=PhaseConfig(**gsc, arch_lr=1e-3, arch_optimizer="adam"),
-                pit_finetune=PhaseConfig(**{**gsc, "lr": 5e-4})),
-            "tiny_imagenet": dict(
-                batch_size=100, workers=4,
-                pretrain=PhaseConfig(50, lr=0.1, optimizer="sgd", schedule="cosine"),
-                warmup=PhaseConfig(**tin), search=PhaseConfig(**tin, arch_lr=1e-3, temperature_decay=0.45),
-                finetune=PhaseConfig(**tin), pit_search=PhaseConfig(**tin, arch_lr=1e-3, arch_optimizer="adam"),
-                pit_finetune=PhaseConfig(**{**tin, "weight_decay": 0.0})),
-        })
-
-
-def _quarters(epochs: int) -> dict:
-    """Speech Commands' step schedule (halve, halve, divide by 2.5 after 50, 100, 150 of 200 epochs), rescaled."""
-    return dict(schedule="milestones", selection="loss",
-                milestones=((epochs // 4, 2.0), (epochs // 2, 2.0), (3 * epochs // 4, 2.5)))
-
-
-def _cpu_profile() -> Profile:
-    """The paper's benchmarks at epoch counts and grids meant to finish CIFAR-10 and Speech Commands overnight on a
-    CPU (measured upper bound on 2 cores: 9.4 h and 14.2 h): 20 search and 10 fine-tune epochs, the temperature
-    annealed to e^-4 over the search."""
-    warm = PhaseConfig(50, min_epochs=10, patience=10)
-    search, tune = PhaseConfig(20, temperature_decay=0.2, min_epochs=5, patience=10), PhaseConfig(10, min_epochs=3)
-    pit = PhaseConfig(20, arch_lr=3e-3, arch_optimizer="adam", min_epochs=5, patience=10)
-    return Profile(
-        "cpu", "CIFAR-10 and Speech Commands with reduced epochs and grids: overnight on a CPU",
-        ("cifar10", "speech_commands"), 32, warm, search, tune, (0.2, 1.0, 5.0, 10.0), pit, tune, (0.05, 0.2),
-        (0.5, 5.0), {"mpic": (0.5, 2.0, 7.0), "ne16": (0.01, 0.05, 0.15), "bitops": (0.5, 2.0, 10.0)},
-        seed_lambdas=(0.05,), workers=2,
-        overrides={"speech_commands": dict(
-            batch_size=100, workers=0, warmup=replace(warm, **_quarters(50)), search=replace(search, **_quarters(20)),
-            finetune=replace(tune, **_quarters(10)), pit_search=replace(pit, **_quarters(20)),
-            pit_finetune=replace(tune, lr=5e-4, **_quarters(10)))})
-
-
-PROFILES: dict[str, Profile] = {
-    "smoke": Profile(
-        "smoke", "seconds: CI and the notebooks' default parameters", ("digits",), 64,
-        PhaseConfig(3, lr=3e-3, min_epochs=1, patience=3),
-        PhaseConfig(2, lr=1e-3, arch_lr=0.1, min_epochs=1, patience=2, temperature_decay=0.5),
-        PhaseConfig(2, lr=1e-3, min_epochs=1, patience=2),
-        (0.5, 5.0),
-        PhaseConfig(2, lr=1e-3, arch_lr=0.05, arch_optimizer="adam", min_epochs=1, patience=2),
-        PhaseConfig(2, lr=1e-3, min_epochs=1, patience=2),
-        (1.0,), (0.5, 5.0),
-        {"bitops": (0.5, 5.0), "mpic": (0.5, 5.0), "ne16": (0.02, 0.1)}),
-    "quick": Profile(
-        "quick", "offline digits benchmark, every analysis in minutes on 2 CPU cores", ("digits",), 64,
-        PhaseConfig(60, lr=3e-3, min_epochs=20, patience=15),
-        PhaseConfig(40, lr=1e-3, arch_lr=0.1, min_epochs=30, patience=40, temperature_decay=0.1),
-        PhaseConfig(20, lr=1e-3, min_epochs=10, patience=10),
-        (0.05, 0.2, 0.5, 0.7, 1.0, 2.0, 5.0, 10.0),
-        PhaseConfig(40, lr=1e-3, arch_lr=3e-3, arch_optimizer="adam", min_epochs=30, patience=40),
-        PhaseConfig(20, lr=1e-3, min_epochs=10, patience=10),
-        (0.02, 0.1, 0.4), (0.2, 1.0, 5.0),
-        # a normalised lambda weighs each cost model differently: NE16's straight-through tile counts give every
-        # channel a steep gradient, so its front collapses to one channel per layer from lambda 0.2 on; each grid
-        # spans its model's front from the all-8-bit network to just before that collapse
-        {"bitops": (0.2, 0.5, 1.0, 2.0, 5.0, 10.0), "mpic": (0.2, 0.5, 1.0, 2.0, 5.0, 7.0),
-         "ne16": (0.005, 0.01, 0.02, 0.05, 0.1, 0.15)}),
-    "cpu": _cpu_profile(),
-    "paper": _paper_profile(),
-}
-
-
-def get_profile(name: str, benchmark: str | None = None) -> Profile:
-    """The profile `name`, resolved for `benchmark` when given; a one-line error for an unknown profile or a
-    benchmark the profile does not cover."""
-    if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
-    prof = PROFILES[name]
-    if benchmark is None:
-        return prof
-    if benchmark not in prof.benchmarks:
-        raise ValueError(f"benchmark {benchmark!r} is not part of profile {name!r}; "
-                         f"allowed: {', '.join(prof.benchmarks)}")
-    return prof.for_benchmark(benchmark)
 
 
 @dataclass(frozen=True)
@@ -217,7 +77,7 @@ class RunConfig:
                 raise ValueError(f"act_bits must be None for method {self.method!r}, which is not quantized; "
                                  f"got {self.act_bits!r}")
             return None
-        if "search" not in method.phases:
+        if not method.searches:
             fixed = method.space.act_bits
             if self.act_bits is not None and tuple(sorted(self.act_bits)) != fixed:
                 raise ValueError(f"act_bits of method {self.method!r} are fixed to {fixed}; got {self.act_bits!r}")
@@ -276,10 +136,43 @@ class Store:
         """Where the pruned, fine-tuned float model of a PIT run is kept (the seed of the sequential runs)."""
         return self.cache / config.profile / "pit-seeds" / f"{config.key()}.pt"
 
+    def warmup_path(self, benchmark: str, profile: str, seed: int) -> Path:
+        """Where the float warm-up of a benchmark, profile and seed is cached (named by its own settings only)."""
+        fingerprint = get_profile(profile, benchmark).warmup_fingerprint()
+        return self.cache / profile / "warmup" / f"{benchmark}-seed{seed}-{fingerprint}.pt"
+
+    def read_record(self, config: RunConfig) -> dict | None:
+        """The record of `config`, or None if it was not run; a file that is not valid JSON is a one-line error."""
+        return read_json(self.record_path(config))
+
     def benchmark(self, name: str) -> datasets.Benchmark:
         if name not in self._benchmarks:
             self._benchmarks[name] = datasets.load(name, str(self.data_root), self.download)
         return self._benchmarks[name]
+
+
+def read_json(path: Path) -> dict | None:
+    """The JSON object in `path`, None if there is no such file; a damaged file is a one-line error saying what to do
+    (nothing is deleted or rewritten)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{shown(path)} is not valid JSON ({err.msg} at line {err.lineno}); restore it with "
+                         f"'git checkout -- {shown(path)}' or delete it to run that run again") from None
+
+
+def shown(path: str | Path) -> str:
+    """`path` as printed in outputs: relative to the repository root when inside it, so no machine path leaks into
+    executed notebooks and tables."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return path.as_posix() if not path.is_absolute() else path.name
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -292,20 +185,20 @@ def write_json(path: Path, data: dict) -> None:
 
 def _phase_record(result) -> dict:
     return {"epochs": result.epochs, "seconds": result.seconds, "best_epoch": result.best_epoch,
-            "val_accuracy": result.val_accuracy}
+            "val_accuracy": result.val_accuracy, "curve": result.curve}
 
 
 def _settings(prof: Profile) -> dict:
     phases = ("pretrain",) * (prof.pretrain is not None) + ("warmup", "search", "finetune", "pit_search",
                                                             "pit_finetune")
-    return {"fingerprint": prof.fingerprint(), "batch_size": prof.batch_size,
-            **{phase: asdict(getattr(prof, phase)) for phase in phases}}
+    return {"fingerprint": prof.fingerprint(), "batch_size": prof.batch_size, "workers": prof.workers,
+            "channels_last": prof.channels_last, **{phase: asdict(getattr(prof, phase)) for phase in phases}}
 
 
 def _training(prof: Profile, store: Store, bench: datasets.Benchmark, seed: int) -> dict:
     """The keyword arguments every train_phase call of a run shares."""
     return dict(batch_size=prof.batch_size, seed=seed, class_weights=bench.class_weights, progress=store.progress,
-                device=store.torch_device(), workers=prof.workers)
+                device=store.torch_device(), workers=prof.workers, channels_last=prof.channels_last)
 
 
 def warmup(benchmark: str, profile: str, seed: int, store: Store) -> tuple[torch.nn.Module, dict]:
@@ -314,7 +207,7 @@ def warmup(benchmark: str, profile: str, seed: int, store: Store) -> tuple[torch
     bench = store.benchmark(benchmark)
     torch.manual_seed(seed)
     model = bench.model()
-    done = store.cache / profile / "warmup" / f"{benchmark}-seed{seed}-{prof.fingerprint()}.pt"
+    done = store.warmup_path(benchmark, profile, seed)
     if done.exists():
         saved = torch.load(done, weights_only=False)
         model.load_state_dict(saved["model"])
@@ -352,11 +245,11 @@ def _pretrain(benchmark: str, prof: Profile, bench: datasets.Benchmark, done: Pa
 def run(config: RunConfig, store: Store | None = None) -> dict:
     """The record of `config`: read from the store if the run finished before, else trained, measured and written."""
     store = store or Store()
-    path = store.record_path(config)
-    if path.exists():
-        return json.loads(path.read_text())
-    save_record(config, compute(config, store), store)
-    return json.loads(path.read_text())  # as a later call reads it (JSON lists, not tuples)
+    record = store.read_record(config)
+    if record is None:
+        save_record(config, compute(config, store), store)
+        record = store.read_record(config)  # as a later call reads it (JSON lists, not tuples)
+    return record
 
 
 def save_record(config: RunConfig, record: dict, store: Store) -> None:
@@ -372,9 +265,9 @@ def compute(config: RunConfig, store: Store) -> dict:
     prof, method = get_profile(config.profile, config.benchmark), methods.get(config.method)
     bench = store.benchmark(config.benchmark)
     warm, warm_phase = warmup(config.benchmark, config.profile, config.seed, store)
-    example = torch.stack([bench.train[i][0] for i in range(min(64, len(bench.train)))])
+    example = torch.stack([bench.val[i][0] for i in range(min(64, len(bench.val)))])  # real, un-augmented inputs
     record = {"key": config.key(), "config": asdict(config), "profile_settings": _settings(prof),
-              "phases": {"warmup": {**warm_phase, "shared": True}}}
+              "data": bench.source, "phases": {"warmup": {**warm_phase, "shared": True}}}
     if method.seeded:
         seed_config = config.seed_config()
         if not (store.pit_seed(seed_config).exists() and store.record_path(seed_config).exists()):
@@ -433,14 +326,15 @@ def _run_pit(config: RunConfig, prof: Profile, warm: torch.nn.Module, example: t
     return {"space": None, "phases": phases, "arch": arch.to_dict(),
             "metrics": {**_accuracies(pruned, bench, store), "size_kb": arch.size_kb(),
                         "bitops": None, "mpic_cycles": None, "ne16_cycles": None,
-                        "pruned_fraction": arch.pruned_fraction(), "parameters": net.discrete_cost(),
+                        "pruned_fraction": pruned_fraction(arch, warm, example), "parameters": net.discrete_cost(),
                         "cost_reference": reference}}
 
 
-def _accuracies(model: torch.nn.Module, bench: datasets.Benchmark, store: Store) -> dict:
-    """Final test and validation accuracy of a trained model."""
+def _accuracies(model: torch.nn.Module, bench: datasets.Benchmark, store: Store,
+                splits: tuple[str, ...] = ("test", "val")) -> dict:
+    """Final accuracy of a trained model on each split."""
     return {f"{split}_accuracy": evaluate(model, getattr(bench, split), class_weights=bench.class_weights,
-                                          device=store.torch_device())[0] for split in ("test", "val")}
+                                          device=store.torch_device())[0] for split in splits}
 
 
 def _run_quantized(config: RunConfig, prof: Profile, space: SearchSpace, phases: tuple[str, ...],
@@ -451,12 +345,18 @@ def _run_quantized(config: RunConfig, prof: Profile, space: SearchSpace, phases:
     net = searchable(start, space, example)
     reference = searchable(warm, SearchSpace((8,), (8,)), example).arch().cost(config.cost)
     common = _training(prof, store, bench, config.seed)
-    out = {"space": asdict(space), "phases": {}}
+    out = {"space": asdict(space), "phases": {}, "warnings": []}
     for phase in phases:
         if phase == "search":
             result = train_phase(net, prof.search, bench.train, bench.val, penalty=Penalty(config.lam, config.cost,
                                  reference), checkpoint=store.checkpoint(config, "search"),
                                  desc=f"{config.method} search lam={config.lam:g}", **common)
+            if config.lam > 0 and net.at_initial_choice():
+                out["warnings"].append(
+                    f"the search never left its starting architecture (every channel and activation still at its "
+                    f"initial, highest precision) at lam={config.lam:g}: the precision logits did not move before the "
+                    f"temperature froze them; raise the profile's search arch_lr or epochs, lower its "
+                    f"temperature_decay, or raise lam")
         else:
             net.freeze()
             result = train_phase(net, prof.finetune, bench.train, bench.val,
@@ -464,12 +364,25 @@ def _run_quantized(config: RunConfig, prof: Profile, space: SearchSpace, phases:
                                  desc=f"{config.method} fine-tune", **common)
         out["phases"][phase] = _phase_record(result)
     arch = net.arch()
-    out["metrics"] = {**_accuracies(net, bench, store), "size_kb": arch.size_kb(),
+    accuracies = _accuracies(net, bench, store)
+    ne16_accuracy = accuracies["test_accuracy"]
+    if any(bits != 8 for bits in arch.activations.values()):  # NE16 runs 8-bit activations only: measure it so
+        as_ne16 = at_activation_bits(net, 8) if 8 in space.act_bits else None
+        ne16_accuracy = None if as_ne16 is None else _accuracies(as_ne16, bench, store, ("test",))["test_accuracy"]
+    out["metrics"] = {**accuracies, "size_kb": arch.size_kb(),
                       "bitops": arch.cost("bitops"), "mpic_cycles": arch.cost("mpic"), "ne16_cycles": arch.cost("ne16"),
-                      "pruned_fraction": arch.pruned_fraction(), "cost_reference": reference,
+                      "ne16_accuracy": ne16_accuracy,
+                      "pruned_fraction": pruned_fraction(arch, warm, example), "cost_reference": reference,
                       "search_cost": arch.cost(config.cost)}
     out["arch"] = arch.to_dict()
     return out
+
+
+def pruned_fraction(arch: Arch, original: torch.nn.Module, example: torch.Tensor) -> float:
+    """Fraction of the original float model's output channels that `arch` no longer has: pruned to 0 bits, or
+    removed before the search (a sequential run's PIT seed)."""
+    channels = sum(layer.cout for layer in describe(original, example[:1]))
+    return 1 - sum(layer.alive for layer in arch.layers.values()) / channels
 
 
 def sweep(configs: list[RunConfig], store: Store | None = None) -> list[dict]:
@@ -493,7 +406,7 @@ def size_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
     prof = get_profile(profile, benchmark)
     configs = [RunConfig(benchmark, m, profile=profile, seed=seed) for m in ("float", *methods.FIXED)]
     for m in methods.SEARCHED:
-        configs += [RunConfig(benchmark, m, lam, "size", profile, seed) for lam in prof.lambdas]
+        configs += [RunConfig(benchmark, m, lam, "size", profile, seed) for lam in prof.size_grid(m)]
     configs += [RunConfig(benchmark, "pit", lam, "size", profile, seed) for lam in prof.pit_lambdas]
     seeds = prof.pit_lambdas if prof.seed_lambdas is None else prof.seed_lambdas
     configs += [RunConfig(benchmark, "sequential", lam, "size", profile, seed, pit_lam)
@@ -531,6 +444,12 @@ def check_parameters(benchmark: str, profile: str, lam: float = 0.0, search_epoc
     for name, value in paths.items():
         if not isinstance(value, str) or not value:
             raise ValueError(f"parameter {name}={value!r} must be a non-empty path string")
+
+
+def warnings_of(records: list[dict]) -> list[str]:
+    """One line per warning a record carries (a search that never moved), naming the run."""
+    return [f"warning: {r['config']['method']} lam={r['config']['lam']:g} ({r['config']['cost']}): {text}"
+            for r in records for text in r.get("warnings", [])]
 
 
 def without_timing(record: dict) -> dict:

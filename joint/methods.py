@@ -17,8 +17,11 @@ class Method:
 
     @property
     def searches(self) -> bool:
-        """Whether the method has a lambda (an architecture search phase)."""
-        return "search" in self.phases or "pit_search" in self.phases
+        """Whether the method has a lambda: something to choose (precisions, PIT masks) in its search phase."""
+        if "pit_search" in self.phases:
+            return True
+        space = self.space
+        return "search" in self.phases and (len(space.weight_bits) > 1 or len(space.act_bits) > 1)
 
 
 MIXPREC = SearchSpace((2, 4, 8), (8,), "channel")
@@ -26,9 +29,10 @@ METHODS: dict[str, Method] = {
     "joint": Method(SearchSpace((0, 2, 4, 8), (8,), "channel"), ("search", "finetune"), "Joint (proposed)"),
     "mixprec": Method(MIXPREC, ("search", "finetune"), "MixPrec"),
     "edmips": Method(SearchSpace((2, 4, 8), (8,), "layer"), ("search", "finetune"), "EdMIPS"),
-    "w8a8": Method(SearchSpace((8,), (8,)), ("finetune",), "w8a8"),
-    "w4a8": Method(SearchSpace((4,), (8,)), ("finetune",), "w4a8"),
-    "w2a8": Method(SearchSpace((2,), (8,)), ("finetune",), "w2a8"),
+    # fixed precision: the searched runs' phases at lambda 0 (nothing to choose), so the same training budget
+    "w8a8": Method(SearchSpace((8,), (8,)), ("search", "finetune"), "w8a8"),
+    "w4a8": Method(SearchSpace((4,), (8,)), ("search", "finetune"), "w4a8"),
+    "w2a8": Method(SearchSpace((2,), (8,)), ("search", "finetune"), "w2a8"),
     "float": Method(None, (), "FP warm-up"),
     "pit": Method(None, ("pit_search", "pit_finetune"), "PIT"),
     "sequential": Method(MIXPREC, ("search", "finetune"), "PIT + MixPrec", seeded=True),

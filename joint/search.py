@@ -1,6 +1,7 @@
 """The relaxation: precision logits, softmax/Gumbel/hard sampling, temperature, freezing, searchable layers."""
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import dataclass, field
 
 import torch
@@ -293,6 +294,14 @@ class SearchableNet(nn.Module):
             total = total + cost_models.layer_cost(fn, wire.shape, cin, counts[wire.group], w_bits, in_probs, a_bits)
         return total
 
+    def at_initial_choice(self) -> bool:
+        """Whether every channel and searched activation still argmaxes to the precision it started at (the
+        highest): a search that ends here never moved."""
+        with torch.no_grad():
+            weights = all(bool((alpha.argmax(0) == len(self.groups[g].bits) - 1).all())
+                          for g, alpha in self.logits.items())
+            return weights and all(int(a.argmax()) == len(a) - 1 for a in self.act_logits.values())
+
     def arch(self) -> Arch:
         """The discrete architecture: argmax precision per channel (0 = pruned) and per activation."""
         with torch.no_grad():
@@ -315,3 +324,17 @@ class SearchableNet(nn.Module):
         return Arch(layers, acts)
 
 
+def at_activation_bits(net: SearchableNet, bits: int) -> SearchableNet:
+    """A copy of `net` whose searched activations all run at `bits`, each on the clip learned for the precision it
+    chose (a finer or coarser grid over the same range): the model as an engine with only `bits`-bit activations
+    runs it."""
+    if bits not in net.space.act_bits:
+        raise ValueError(f"bits must be one of the searched activation precisions {net.space.act_bits}; got {bits!r}")
+    copy = deepcopy(net)
+    target = net.space.act_bits.index(bits)
+    with torch.no_grad():
+        for key, alpha in copy.act_logits.items():
+            clip = copy.act(key).clip
+            clip[target] = clip[int(alpha.argmax())].clone()
+            alpha.copy_(F.one_hot(torch.tensor(target), len(alpha)).to(alpha.dtype))
+    return copy

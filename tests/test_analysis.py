@@ -157,3 +157,13 @@ def test_the_paper_latency_figure_through_the_same_rule_gives_its_stated_gap():
     table = analysis.cycles_table(paper.latency_records())
     row = table[(table["target"] == "ne16") & (table["reference_acc_%"] == 71.7)].iloc[0]
     assert (row["reference_cycles"], row["matched_cycles"]) == (0.97e5, 0.39e5)  # "0.39e5 against 0.97e5"
+
+
+def test_on_ne16_cycles_a_model_counts_with_its_accuracy_at_8_bit_activations():
+    low = latency_record("joint", "mpic", 1, 90, 100, 20, (2, 4, 8))
+    low["metrics"]["ne16_accuracy"] = 0.85  # measured again with every activation at 8 bits
+    unrunnable = latency_record("joint", "mpic", 2, 80, 50, 15, (2, 4))
+    unrunnable["metrics"]["ne16_accuracy"] = None
+    records = [low, unrunnable]
+    assert [p.accuracy for p in analysis.points(records, "joint", "ne16_cycles")] == [85.0]
+    assert [p.accuracy for p in analysis.points(records, "joint", "mpic_cycles")] == [90.0, 80.0]

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from joint import estimate, experiments
+from joint import estimate, experiments, profiles
 from joint.experiments import RunConfig, Store
 
 
@@ -12,7 +12,7 @@ def test_pending_epochs_and_seconds_follow_the_profile_caps(tmp_path):
                profile="quick")]
     per_sample = {"float": 1.0, "qat": 2.0, "search": 3.0, "search_act": 4.0, "pit": 5.0, "eval": 0.5}
     result = estimate.estimate("digits", "quick", configs, store, per_sample)
-    prof = experiments.get_profile("quick", "digits")
+    prof = profiles.get_profile("quick", "digits")
     train, val, _ = estimate.SPLIT_SIZES["digits"]
     parts = [("search", prof.search.epochs), ("qat", prof.finetune.epochs), ("search_act", prof.search.epochs),
              ("qat", prof.finetune.epochs), ("pit", prof.pit_search.epochs), ("float", prof.pit_finetune.epochs),

@@ -71,5 +71,5 @@ def test_bad_executor_settings_are_one_line(tmp_path, executor, scheduler, messa
 def test_a_daemonic_worker_asked_for_loader_processes_says_how_to_start_workers(monkeypatch):
     monkeypatch.setattr(executors.multiprocessing.current_process(), "daemon", True, raising=False)
     with pytest.raises(ValueError, match="start the workers with DASK_DISTRIBUTED__WORKER__DAEMON=False"):
-        executors._check_loader_processes("cifar10", "cpu")
+        executors._check_loader_processes("tiny_imagenet", "paper")
     executors._check_loader_processes("digits", "smoke")  # no loader processes: nothing to say

@@ -4,12 +4,14 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 import joint
-from joint import Arch, experiments
+from joint import Arch, experiments, profiles
+from joint.__main__ import main
 from joint.experiments import RunConfig, Store, run, size_sweep, sweep, without_timing
 
 
@@ -50,7 +52,7 @@ def test_activation_precisions_default_to_the_cost_models_target_and_are_spelled
 
 def test_cost_sweep_trains_joint_with_every_cost_model_over_its_own_grid():
     configs = experiments.cost_sweep("digits", "quick")
-    prof = experiments.get_profile("quick")
+    prof = profiles.get_profile("quick")
     for name in experiments.ABLATION_COSTS:
         mine = [c for c in configs if c.method == "joint" and c.cost == name]
         assert tuple(c.lam for c in mine) == prof.grid(name)
@@ -101,7 +103,9 @@ def test_same_config_and_seed_give_an_identical_record(tmp_path):
     config = RunConfig("digits", "joint", 2.0, profile="smoke")
     first, second = run(config, store(tmp_path, "a")), run(config, store(tmp_path, "b"))
     assert without_timing(first) == without_timing(second)
-    assert set(first) == {"key", "config", "profile_settings", "space", "phases", "metrics", "arch", "versions"}
+    assert set(first) == {"key", "config", "profile_settings", "data", "space", "phases", "metrics", "arch",
+                          "warnings", "versions"}
+    assert first["data"] == "scikit-learn's bundled digits"
     assert set(first["phases"]) == {"warmup", "search", "finetune"}
     assert first["metrics"]["size_kb"] == Arch.from_dict(first["arch"]).size_kb()
 
@@ -147,17 +151,6 @@ def test_killed_sweep_resumes_without_losing_or_duplicating_runs(tmp_path):
     assert resumed == straight
 
 
-def test_record_key_changes_with_the_profile_settings(monkeypatch):
-    from dataclasses import replace
-    config = RunConfig("digits", "joint", 1.0, profile="smoke")
-    before = config.key()
-    smoke = experiments.PROFILES["smoke"]
-    monkeypatch.setitem(experiments.PROFILES, "smoke", replace(smoke, search=replace(smoke.search, epochs=3)))
-    assert config.key() != before
-    monkeypatch.setitem(experiments.PROFILES, "smoke", replace(smoke, lambdas=(9.0,)))
-    assert config.key() == before  # the grid lists runs; it does not change one
-
-
 def test_tour_parameters_are_checked_up_front():
     with pytest.raises(ValueError, match="parameter lam=-2 must be a finite number >= 0"):
         experiments.check_parameters("digits", "smoke", lam=-2)
@@ -196,27 +189,9 @@ def test_sequential_record_keeps_its_lineage(tmp_path):
     assert seq["metrics"]["size_kb"] < pit["metrics"]["size_kb"] / 3  # 2..8-bit weights of the same channels
 
 
-def test_paper_profile_follows_the_protocol_per_benchmark():
-    cifar = experiments.get_profile("paper", "cifar10")
-    assert cifar.batch_size == 32 and cifar.warmup.epochs == 500 and cifar.warmup.optimizer == "adam"
-    assert (cifar.search.arch_lr, cifar.search.arch_optimizer, cifar.search.temperature_decay) == (1e-2, "sgd", 0.045)
-    assert (cifar.pit_search.arch_lr, cifar.pit_search.arch_optimizer) == (1e-3, "adam")
-    assert cifar.search.selection == "accuracy" and cifar.search.lr_decay == 0.99 and cifar.pretrain is None
-    assert cifar.search.min_epochs == 22 and cifar.search.patience == 50  # the scripts: from epoch index 21
-    gsc = experiments.get_profile("paper", "speech_commands")
-    assert gsc.batch_size == 100 and gsc.search.epochs == 200 and gsc.search.selection == "loss"
-    assert gsc.search.milestones == ((50, 2.0), (100, 2.0), (150, 2.5)) and gsc.pit_finetune.lr == 5e-4
-    tin = experiments.get_profile("paper", "tiny_imagenet")
-    assert tin.batch_size == 100 and tin.search.optimizer == "sgd" and tin.search.momentum == 0.9
-    assert (tin.search.schedule, tin.search.step_size, tin.search.gamma) == ("step", 7, 0.1)
-    assert tin.search.temperature_decay == 0.45 and tin.search.arch_lr == 1e-3
-    assert (tin.pretrain.epochs, tin.pretrain.lr, tin.pretrain.schedule) == (50, 0.1, "cosine")
-    assert len({p.fingerprint() for p in (cifar, gsc, tin)}) == 3
-
-
-@pytest.mark.parametrize("name", list(experiments.PROFILES))
+@pytest.mark.parametrize("name", list(profiles.PROFILES))
 def test_every_profile_seeds_its_sequential_runs_from_its_own_pit_runs(name):
-    prof = experiments.get_profile(name)
+    prof = profiles.get_profile(name)
     for benchmark in prof.benchmarks:
         configs = size_sweep(benchmark, name)
         pit = {c.key() for c in configs if c.method == "pit"}
@@ -227,6 +202,63 @@ def test_every_profile_seeds_its_sequential_runs_from_its_own_pit_runs(name):
 def test_a_missing_dataset_without_downloads_is_one_line(tmp_path):
     store = Store(results=tmp_path / "r", cache=tmp_path / "c", data_root=tmp_path / "data", download=False,
                   progress=False)
-    with pytest.raises(ValueError, match="downloads are off; download https://www.cs.toronto.edu/~kriz/"
-                                         "cifar-10-python.tar.gz into"):
+    with pytest.raises(ValueError, match="downloads are off; put there cifar-10-python.tar.gz "
+                                         r"\(https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz\)"):
         run(RunConfig("cifar10", "w8a8", profile="cpu"), store)
+
+
+def test_fixed_baselines_get_the_searched_runs_phases_at_lambda_zero(tmp_path):
+    record = run(RunConfig("digits", "w4a8", profile="smoke"), store(tmp_path, "a"))
+    assert set(record["phases"]) == {"warmup", "search", "finetune"}
+    smoke = profiles.get_profile("smoke", "digits")
+    assert record["phases"]["search"]["epochs"] == smoke.search.epochs
+    assert len(record["phases"]["finetune"]["curve"]) == record["phases"]["finetune"]["epochs"]
+    assert record["config"]["lam"] == 0.0 and record["warnings"] == []
+    assert set(Arch.from_dict(record["arch"]).layers["stem"].weight_bits) == {4}
+
+
+def test_a_sequential_runs_pruned_fraction_counts_the_channels_pit_removed(tmp_path):
+    s = store(tmp_path, "a")
+    pit = run(RunConfig("digits", "pit", 1.0, profile="smoke"), s)
+    seq = run(RunConfig("digits", "sequential", 0.5, profile="smoke", pit_lam=1.0), s)
+    assert pit["metrics"]["pruned_fraction"] == pytest.approx(Arch.from_dict(pit["arch"]).pruned_fraction())
+    assert pit["metrics"]["pruned_fraction"] > 0.1
+    assert seq["metrics"]["pruned_fraction"] == pytest.approx(pit["metrics"]["pruned_fraction"])  # MixPrec prunes none
+
+
+def test_a_search_that_never_moves_is_flagged_in_the_record_and_by_the_cli(tmp_path, monkeypatch, capsys):
+    smoke = profiles.PROFILES["smoke"]
+    frozen = replace(smoke, search=replace(smoke.search, arch_lr=0.0))
+    monkeypatch.setitem(profiles.PROFILES, "smoke", frozen)
+    record = run(RunConfig("digits", "joint", 0.5, profile="smoke"), store(tmp_path, "a"))
+    assert len(record["warnings"]) == 1 and "never left its starting architecture" in record["warnings"][0]
+    assert "raise the profile's search arch_lr or epochs" in record["warnings"][0]
+    assert experiments.warnings_of([record])[0].startswith("warning: joint lam=0.5 (size): the search never left")
+    main(["run", "--method", "joint", "--lam", "0.5", "--profile", "smoke", "--quiet",
+          "--results", str(tmp_path / "a" / "results"), "--cache", str(tmp_path / "a" / "cache")])
+    assert "warning: joint lam=0.5 (size): the search never left" in capsys.readouterr().out
+
+
+def test_a_record_that_is_not_valid_json_is_one_line_and_nothing_is_touched(tmp_path, capsys):
+    s = store(tmp_path, "a")
+    configs = [RunConfig("digits", "float", profile="smoke"), RunConfig("digits", "w8a8", profile="smoke")]
+    sweep(configs, s)
+    damaged = s.record_path(configs[1])
+    damaged.write_text(damaged.read_text()[:100])  # truncated, as by a full disk
+    before = {p: p.read_bytes() for p in (tmp_path / "a" / "results").rglob("*")  if p.is_file()}
+    with pytest.raises(ValueError, match=r"is not valid JSON \(.* at line \d+\); restore it with 'git checkout -- "
+                                         r".*' or delete it to run that run again") as err:
+        sweep(configs, s)
+    assert "\n" not in str(err.value) and damaged.name in str(err.value)
+    assert {p: p.read_bytes() for p in (tmp_path / "a" / "results").rglob("*") if p.is_file()} == before
+
+
+def test_a_model_searched_with_low_bit_activations_is_measured_again_at_8_bits_for_ne16(tmp_path):
+    record = run(RunConfig("digits", "joint", 0.5, "mpic", profile="smoke"), store(tmp_path, "a"))
+    acts = set(Arch.from_dict(record["arch"]).activations.values())
+    ne16 = record["metrics"]["ne16_accuracy"]
+    assert 0 <= ne16 <= 1
+    if acts == {8}:
+        assert ne16 == record["metrics"]["test_accuracy"]
+    w8 = run(RunConfig("digits", "w8a8", profile="smoke"), store(tmp_path, "a"))
+    assert w8["metrics"]["ne16_accuracy"] == w8["metrics"]["test_accuracy"]

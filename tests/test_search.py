@@ -2,7 +2,8 @@ import pytest
 import torch
 
 import joint
-from joint.search import SearchSpace, hard_choice, init_logits, sample
+from helpers import random_assignment
+from joint.search import SearchSpace, at_activation_bits, hard_choice, init_logits, sample
 
 
 def net_for(space=None, seed=0):
@@ -144,3 +145,30 @@ def test_hard_theta_is_exactly_one_hot_in_the_forward():
     alpha = torch.tensor([[0.0, 0.3], [0.4087, 0.1], [1.0, 0.2]], dtype=torch.float64, requires_grad=True)
     theta = sample(alpha, 0.37, "hard", 0)
     assert theta.detach().tolist() == [[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]]  # exact 0 and 1, not 1 - ulp
+
+
+def test_a_fresh_net_is_at_its_initial_choice_and_a_moved_one_is_not():
+    net = net_for()
+    assert net.at_initial_choice()
+    random_assignment(net, 3)
+    assert not net.at_initial_choice()
+
+
+def test_at_activation_bits_runs_every_activation_at_8_bits_on_the_clip_it_chose():
+    net = net_for(SearchSpace((0, 2, 4, 8), (2, 4, 8)))
+    random_assignment(net, 1)
+    with torch.no_grad():
+        for key in net.act_logits:
+            net.act(key).clip.copy_(torch.tensor([1.0, 2.0, 3.0]))  # one clip per precision
+    chosen = {key: int(alpha.argmax()) for key, alpha in net.act_logits.items()}
+    assert set(chosen.values()) != {2}  # some activation chose fewer than 8 bits
+    eight = at_activation_bits(net, 8)
+    assert set(eight.arch().activations.values()) == {8}
+    assert eight.arch().layers == net.arch().layers  # the weights' choices are untouched
+    for key, index in chosen.items():
+        assert float(eight.act(key).clip[2].detach()) == [1.0, 2.0, 3.0][index]
+        assert int(net.act_logits[key].argmax()) == index  # the original is left as it was
+    x = torch.rand(4, 3, 32, 32)
+    assert not torch.equal(eight.eval()(x), net.eval()(x))
+    with pytest.raises(ValueError, match=r"bits must be one of the searched activation precisions \(2, 4, 8\); got 6"):
+        at_activation_bits(net, 6)

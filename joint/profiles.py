@@ -1,0 +1,177 @@
+"""Every profile's numbers in one place: epochs and hyper-parameters per phase, batch size, the lambda grids.
+
+A profile says how much compute a reproduction spends: smoke (seconds, CI), quick (the offline digits benchmark,
+minutes), cpu (real CIFAR-10 on a 2-core CPU, hours), paper (the paper's protocol, GPU).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+
+from .train import PhaseConfig
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Epochs and hyper-parameters per phase, batch size and lambda grids of one reproduction.
+
+    `overrides` maps a benchmark to the fields that differ for it (the paper tunes each benchmark);
+    `for_benchmark` applies them, and every run reads its benchmark's resolved profile."""
+
+    name: str
+    description: str
+    benchmarks: tuple[str, ...]
+    batch_size: int
+    warmup: PhaseConfig
+    search: PhaseConfig
+    finetune: PhaseConfig
+    lambdas: tuple[float, ...]  # lambda grid of every searched method, on the cost normalised by its w8a8 value
+    pit_search: PhaseConfig
+    pit_finetune: PhaseConfig
+    pit_lambdas: tuple[float, ...]  # PIT on the float parameter count normalised by the unpruned count
+    sequential_lambdas: tuple[float, ...]  # MixPrec lambdas run on every PIT seed
+    cost_lambdas: dict[str, tuple[float, ...]] = field(default_factory=dict)  # ablation grid per cost model
+    method_lambdas: dict[str, tuple[float, ...]] = field(default_factory=dict)  # size grid of a method, if not lambdas
+    seed_lambdas: tuple[float, ...] | None = None  # PIT lambdas whose seeds the sequential runs use (None: all)
+    pretrain: PhaseConfig | None = None  # a first warm-up stage at the pretrained model's resolution (Tiny ImageNet)
+    workers: int = 0  # data-loader processes (datasets held as tensors are read in the main process)
+    channels_last: bool = False  # train convolutions in the channels-last memory format (faster on CPUs)
+    tour_epochs: int = 40  # length of the tour notebook's demonstration search
+    overrides: dict[str, dict] = field(default_factory=dict)
+
+    def for_benchmark(self, benchmark: str) -> Profile:
+        """This profile with `benchmark`'s overrides applied."""
+        return replace(self, **self.overrides.get(benchmark, {}), overrides={})
+
+    def grid(self, cost: str) -> tuple[float, ...]:
+        """The lambda grid of a joint search with cost model `cost`: its own grid if it has one, else `lambdas`."""
+        return self.cost_lambdas.get(cost, self.lambdas)
+
+    def size_grid(self, method: str) -> tuple[float, ...]:
+        """The lambda grid of a searched method in the size analysis: its own grid if it has one, else `lambdas`."""
+        return self.method_lambdas.get(method, self.lambdas)
+
+    def _layout(self) -> tuple:
+        """Settings that change results only when they differ from the default (kept out of older fingerprints)."""
+        extra = ()
+        if self.workers:  # loader processes draw the augmentation from their own random streams
+            extra += (("workers", self.workers),)
+        if self.channels_last:  # another memory format, other floating-point sums
+            extra += (("channels_last", True),)
+        return extra
+
+    def warmup_fingerprint(self) -> str:
+        """Hash of the settings the float warm-up depends on: a change elsewhere reuses the cached warm-up."""
+        settings = (self.batch_size, self.warmup) + ((self.pretrain,) if self.pretrain is not None else ())
+        return hashlib.sha256(repr(settings + self._layout()).encode()).hexdigest()[:8]
+
+    def fingerprint(self) -> str:
+        """Hash of every setting that changes a run's result (not the lambda grids, which only list runs)."""
+        settings = (self.batch_size, self.warmup, self.search, self.finetune, self.pit_search, self.pit_finetune)
+        if self.pretrain is not None:
+            settings += (self.pretrain,)
+        return hashlib.sha256(repr(settings + self._layout()).encode()).hexdigest()[:8]
+
+
+def _paper_profile() -> Profile:
+    """protocol.md's hyper-parameters: CIFAR-10 as the base, Speech Commands and Tiny ImageNet as overrides."""
+    cifar = PhaseConfig(500)  # Adam 1e-3, wd 1e-4, LambdaLR 0.99^e, early stop 50 after epoch 20: the defaults
+    gsc = dict(epochs=200, schedule="milestones", milestones=((50, 2.0), (100, 2.0), (150, 2.5)), selection="loss")
+    tin = dict(epochs=50, optimizer="sgd", momentum=0.9, schedule="step", step_size=7, gamma=0.1)
+    return Profile(
+        "paper", "the paper's protocol per benchmark (GPU)", ("cifar10", "speech_commands", "tiny_imagenet"), 32,
+        cifar, replace(cifar, arch_lr=1e-2), cifar,
+        # lambda grids on the normalised cost (1 = one all-8-bit network's worth of cost), chosen from the quick
+        # profile's scans so that each front runs from the all-8-bit network down to a few percent of it, the
+        # span of the paper's figures (CIFAR-10 size: 2.9-75 kB of 77 kB; PIT: 95-245 kB of 309 kB fp32)
+        (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+        replace(cifar, arch_lr=1e-3, arch_optimizer="adam"), cifar,
+        (0.01, 0.02, 0.05, 0.1, 0.2, 0.4), (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
+        {"bitops": (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0), "mpic": (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 7.0, 10.0),
+         "ne16": (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15)},
+        seed_lambdas=(0.05,), workers=2,
+        overrides={
+            "cifar10": dict(workers=0, tour_epochs=2),  # held as a uint8 tensor, augmented a batch at a time
+            "speech_commands": dict(
+                batch_size=100, workers=0, warmup=PhaseConfig(**gsc), search=PhaseConfig(**gsc, arch_lr=1e-2),
+                finetune=PhaseConfig(**gsc), pit_search=PhaseConfig(**gsc, arch_lr=1e-3, arch_optimizer="adam"),
+                pit_finetune=PhaseConfig(**{**gsc, "lr": 5e-4})),
+            "tiny_imagenet": dict(
+                batch_size=100, workers=4,
+                pretrain=PhaseConfig(50, lr=0.1, optimizer="sgd", schedule="cosine"),
+                warmup=PhaseConfig(**tin), search=PhaseConfig(**tin, arch_lr=1e-3, temperature_decay=0.45),
+                finetune=PhaseConfig(**tin), pit_search=PhaseConfig(**tin, arch_lr=1e-3, arch_optimizer="adam"),
+                pit_finetune=PhaseConfig(**{**tin, "weight_decay": 0.0})),
+        })
+
+
+def _quarters(epochs: int) -> dict:
+    """Speech Commands' step schedule (halve, halve, divide by 2.5 after 50, 100, 150 of 200 epochs), rescaled."""
+    return dict(schedule="milestones", selection="loss",
+                milestones=((epochs // 4, 2.0), (epochs // 2, 2.0), (3 * epochs // 4, 2.5)))
+
+
+def _cpu_profile() -> Profile:
+    """Real CIFAR-10 on a 2-core CPU: every analysis from scratch in at most 8 hours (see the description)."""
+    warm = PhaseConfig(60, lr_decay=0.96, min_epochs=15, patience=8)
+    search = PhaseConfig(15, lr_decay=0.96, temperature_decay=0.25, min_epochs=5, patience=4)
+    tune = PhaseConfig(10, lr_decay=0.9, min_epochs=3, patience=3)
+    pit = replace(search, arch_lr=3e-3, arch_optimizer="adam")
+    gsc_warm, gsc_search, gsc_tune = PhaseConfig(50, min_epochs=10, patience=10), \
+        PhaseConfig(20, temperature_decay=0.2, min_epochs=5, patience=10), PhaseConfig(10, min_epochs=3)
+    gsc_pit = replace(gsc_search, arch_lr=3e-3, arch_optimizer="adam")
+    return Profile(
+        "cpu", "real CIFAR-10 on a 2-core CPU: the paper's three analyses in at most 8 hours from scratch. Reduced "
+        "against the paper: batch 64 (paper 32), at most 60/15/10 epochs of warm-up/search/fine-tune with faster "
+        "learning-rate decay and early stopping (paper 500 each), 4-6 lambdas per front (paper 7-8), one PIT seed",
+        ("cifar10", "speech_commands"), 64, warm, search, tune, (0.2, 1.0, 5.0, 10.0), pit, tune, (0.05, 0.2),
+        (0.5, 5.0), {"mpic": (0.5, 2.0, 7.0), "ne16": (0.01, 0.05, 0.15), "bitops": (0.5, 2.0, 10.0)},
+        seed_lambdas=(0.05,), channels_last=True, tour_epochs=2,
+        overrides={"speech_commands": dict(
+            batch_size=100, channels_last=False, warmup=replace(gsc_warm, **_quarters(50)),
+            search=replace(gsc_search, **_quarters(20)), finetune=replace(gsc_tune, **_quarters(10)),
+            pit_search=replace(gsc_pit, **_quarters(20)), pit_finetune=replace(gsc_tune, lr=5e-4, **_quarters(10)))})
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        "smoke", "seconds: CI and the notebooks' default parameters", ("digits",), 64,
+        PhaseConfig(3, lr=3e-3, min_epochs=1, patience=3),
+        PhaseConfig(2, lr=1e-3, arch_lr=0.1, min_epochs=1, patience=2, temperature_decay=0.5),
+        PhaseConfig(2, lr=1e-3, min_epochs=1, patience=2),
+        (0.5, 5.0),
+        PhaseConfig(2, lr=1e-3, arch_lr=0.05, arch_optimizer="adam", min_epochs=1, patience=2),
+        PhaseConfig(2, lr=1e-3, min_epochs=1, patience=2),
+        (1.0,), (0.5, 5.0),
+        {"bitops": (0.5, 5.0), "mpic": (0.5, 5.0), "ne16": (0.02, 0.1)}),
+    "quick": Profile(
+        "quick", "offline digits benchmark, every analysis in minutes on 2 CPU cores", ("digits",), 64,
+        PhaseConfig(60, lr=3e-3, min_epochs=20, patience=15),
+        PhaseConfig(40, lr=1e-3, arch_lr=0.1, min_epochs=30, patience=40, temperature_decay=0.1),
+        PhaseConfig(20, lr=1e-3, min_epochs=10, patience=10),
+        (0.05, 0.2, 0.5, 0.7, 1.0, 2.0, 5.0, 10.0),
+        PhaseConfig(40, lr=1e-3, arch_lr=3e-3, arch_optimizer="adam", min_epochs=30, patience=40),
+        PhaseConfig(20, lr=1e-3, min_epochs=10, patience=10),
+        (0.02, 0.1, 0.4), (0.2, 1.0, 5.0),
+        # a normalised lambda weighs each cost model differently: NE16's straight-through tile counts give every
+        # channel a steep gradient, so its front collapses to one channel per layer from lambda 0.2 on; each grid
+        # spans its model's front from the all-8-bit network to just before that collapse
+        {"bitops": (0.2, 0.5, 1.0, 2.0, 5.0, 10.0), "mpic": (0.2, 0.5, 1.0, 2.0, 5.0, 7.0),
+         "ne16": (0.005, 0.01, 0.02, 0.05, 0.1, 0.15)}),
+    "cpu": _cpu_profile(),
+    "paper": _paper_profile(),
+}
+
+
+def get_profile(name: str, benchmark: str | None = None) -> Profile:
+    """The profile `name`, resolved for `benchmark` when given; a one-line error for an unknown profile or a
+    benchmark the profile does not cover."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
+    prof = PROFILES[name]
+    if benchmark is None:
+        return prof
+    if benchmark not in prof.benchmarks:
+        raise ValueError(f"benchmark {benchmark!r} is not part of profile {name!r}; "
+                         f"allowed: {', '.join(prof.benchmarks)}")
+    return prof.for_benchmark(benchmark)
