@@ -1,4 +1,4 @@
-"""Command line: python -m joint {info,cost,run,sweep,estimate,reproduce}."""
+"""Command line: python -m joint {info,cost,run,scan,sweep,estimate,reproduce}."""
 from __future__ import annotations
 
 import argparse
@@ -85,6 +85,33 @@ def run(args: argparse.Namespace) -> str:
     return "\n".join([f"{config.method} lam={config.lam:g} ({config.cost}) on {config.benchmark} ({config.profile}): "
                       f"test accuracy {100 * m['test_accuracy']:.2f} %, size {m['size_kb']:.3f} kB{cycles} -> "
                       f"{experiments.shown(store.record_path(config))}", *experiments.warnings_of([record])])
+
+
+def scan(args: argparse.Namespace) -> str:
+    """The search phase of one run per lambda: the size and cost each lambda reaches, to choose a grid."""
+    store = _store(args)
+    lams = _floats(args.lams, "lams")
+    header = f"{'lambda':>8}{'size kB':>10}{'cost/8-bit':>12}{'pruned %':>10}{'val acc %':>11}{'epochs':>8}{'s':>8}"
+    configs = [experiments.RunConfig(args.benchmark, args.method, lam, args.cost, args.profile, args.seed,
+                                     act_bits=_bits(args.act_bits)) for lam in lams]
+    for config in configs:
+        experiments.check_scannable(config)
+    print(f"scan of {args.method} ({args.cost}) on {args.benchmark} ({args.profile}), search phase only:\n{header}",
+          flush=True)
+    for lam, config in zip(lams, configs):  # printed as each search ends: a scan takes a while
+        row = experiments.scan(config, store)
+        print(f"{lam:>8g}{row['size_kb']:>10.2f}{row['cost_ratio']:>12.3f}{row['pruned_%']:>10.1f}"
+              f"{row['val_acc_%']:>11.2f}{row['epochs']:>8}{row['seconds']:>8.0f}", flush=True)
+        for text in row["warnings"]:
+            print(f"  warning: {text}", flush=True)
+    return f"{len(configs)} searches; python -m joint run with the same settings resumes each after its search"
+
+
+def _floats(text: str, name: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated numbers such as 0.5,2,10; got {text!r}") from None
 
 
 SWEEPS = {"size": experiments.size_sweep, "cost": experiments.cost_sweep}
@@ -181,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     p_cost.add_argument("--cost", help="cost model (default: all of them); registered: "
                         + ", ".join(sorted(cost_models.MODELS)))
     for name, help_text in (("run", "train and record one run (skipped if recorded)"),
+                            ("scan", "the search phase of one run per lambda, to choose a grid (the runs resume "
+                                     "after it)"),
                             ("sweep", "every run of an analysis that is not recorded yet"),
                             ("estimate", "how long the pending runs of a profile take at most, measured here"),
                             ("reproduce", "train what is pending, execute every notebook (what make reproduce does)")):
@@ -206,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         if name == "sweep":
             p.add_argument("--analysis", choices=sorted(SWEEPS), default="size",
                            help="size: the size and training-time analyses; cost: the cost-model ablation")
+        if name == "scan":
+            p.add_argument("--method", default="joint", help="joint, mixprec or edmips")
+            p.add_argument("--lams", required=True, help="comma-separated lambdas, e.g. 0.5,2,10")
+            p.add_argument("--cost", default="size", help="cost model of the search")
+            p.add_argument("--act-bits", help="activation precisions, e.g. 2,4,8 (default: the cost model's target)")
         if name == "run":
             p.add_argument("--method", required=True, help=", ".join(methods.METHODS))
             p.add_argument("--lam", type=float, default=0.0, help="lambda (searched methods only)")
@@ -214,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--act-bits", help="activation precisions, e.g. 2,4,8 (default: the cost model's target)")
             p.add_argument("--pit-lam", type=float, help="sequential only: the PIT lambda of its pruned seed")
     args = parser.parse_args(argv)
-    commands = {"info": lambda a: info(a.model, a.json), "cost": cost, "run": run, "sweep": sweep,
+    commands = {"info": lambda a: info(a.model, a.json), "cost": cost, "run": run, "scan": scan, "sweep": sweep,
                 "estimate": estimate, "reproduce": reproduce}
     try:
         print(commands[args.command](args))

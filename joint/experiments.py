@@ -136,6 +136,12 @@ class Store:
         """Where the pruned, fine-tuned float model of a PIT run is kept (the seed of the sequential runs)."""
         return self.cache / config.profile / "pit-seeds" / f"{config.key()}.pt"
 
+    def trained_model(self, config: RunConfig) -> Path:
+        """Where the trained model of a run is kept: the state dicts of its float model ("float"), of its PIT masks
+        and pruned model ("pit", "pruned") or of its searchable net ("searchable"), which rebuild it on the
+        benchmark's model (a sequential run on its PIT seed's pruned model)."""
+        return self.cache / config.profile / "models" / f"{config.key()}.pt"
+
     def warmup_path(self, benchmark: str, profile: str, seed: int) -> Path:
         """Where the float warm-up of a benchmark, profile and seed is cached (named by its own settings only)."""
         fingerprint = get_profile(profile, benchmark).warmup_fingerprint()
@@ -166,13 +172,15 @@ def read_json(path: Path) -> dict | None:
 
 
 def shown(path: str | Path) -> str:
-    """`path` as printed in outputs: relative to the repository root when inside it, so no machine path leaks into
+    """`path` as printed in outputs: relative to the repository root, so no machine's absolute path ends up in
     executed notebooks and tables."""
-    path = Path(path)
-    try:
-        return path.resolve().relative_to(ROOT).as_posix()
-    except ValueError:
-        return path.as_posix() if not path.is_absolute() else path.name
+    return Path(os.path.relpath(Path(path).resolve(), ROOT)).as_posix()
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(obj, path.with_name(path.name + ".tmp"))
+    os.replace(path.with_name(path.name + ".tmp"), path)
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -220,8 +228,7 @@ def warmup(benchmark: str, profile: str, seed: int, store: Store) -> tuple[torch
     result = train_phase(model, prof.warmup, bench.train, bench.val, checkpoint=done.with_suffix(".resume.pt"),
                          desc=f"{benchmark} warm-up", **common)
     phase.update(_phase_record(result))
-    torch.save({"model": model.state_dict(), "phase": phase}, done.with_suffix(".tmp"))
-    os.replace(done.with_suffix(".tmp"), done)
+    _atomic_torch_save({"model": model.state_dict(), "phase": phase}, done)
     done.with_suffix(".resume.pt").unlink(missing_ok=True)
     done.with_suffix(".pretrain.pt").unlink(missing_ok=True)
     return model.eval(), phase
@@ -281,12 +288,13 @@ def compute(config: RunConfig, store: Store) -> dict:
         result = _run_pit(config, prof, warm, example, bench, store)
     elif method.space is None:
         weights = sum(layer.weights for layer in describe(warm, example[:1]))
-        result = {"space": None, "arch": None, "phases": {},
+        result = {"space": None, "arch": None, "phases": {}, "model": {"float": warm.state_dict()},
                   "metrics": {**_accuracies(warm, bench, store), "size_kb": weights * 32 / 8000, "bitops": None,
                               "mpic_cycles": None, "ne16_cycles": None, "pruned_fraction": 0.0}}
     else:
         result = _run_quantized(config, prof, config.space(), method.phases, warm, warm, example, bench, store)
     record["phases"].update(result.pop("phases"))
+    _atomic_torch_save(result.pop("model"), store.trained_model(config))  # state dicts: see Store.trained_model
     record.update(result)
     record["versions"] = {"joint": __version__, "torch": torch.__version__, "python": platform.python_version()}
     return record
@@ -319,11 +327,9 @@ def _run_pit(config: RunConfig, prof: Profile, warm: torch.nn.Module, example: t
     phases["pit_finetune"] = _phase_record(train_phase(
         pruned, prof.pit_finetune, bench.train, bench.val, checkpoint=store.checkpoint(config, "pit_finetune"),
         desc="pit fine-tune", **common))
-    seed_path = store.pit_seed(config)
-    seed_path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"pit": net.state_dict(), "pruned": pruned.state_dict()}, seed_path.with_name(seed_path.name + ".tmp"))
-    os.replace(seed_path.with_name(seed_path.name + ".tmp"), seed_path)
-    return {"space": None, "phases": phases, "arch": arch.to_dict(),
+    model = {"pit": net.state_dict(), "pruned": pruned.state_dict()}
+    _atomic_torch_save(model, store.pit_seed(config))
+    return {"space": None, "phases": phases, "arch": arch.to_dict(), "model": model,
             "metrics": {**_accuracies(pruned, bench, store), "size_kb": arch.size_kb(),
                         "bitops": None, "mpic_cycles": None, "ne16_cycles": None,
                         "pruned_fraction": pruned_fraction(arch, warm, example), "parameters": net.discrete_cost(),
@@ -375,6 +381,7 @@ def _run_quantized(config: RunConfig, prof: Profile, space: SearchSpace, phases:
                       "pruned_fraction": pruned_fraction(arch, warm, example), "cost_reference": reference,
                       "search_cost": arch.cost(config.cost)}
     out["arch"] = arch.to_dict()
+    out["model"] = {"searchable": net.state_dict()}
     return out
 
 
@@ -383,6 +390,30 @@ def pruned_fraction(arch: Arch, original: torch.nn.Module, example: torch.Tensor
     removed before the search (a sequential run's PIT seed)."""
     channels = sum(layer.cout for layer in describe(original, example[:1]))
     return 1 - sum(layer.alive for layer in arch.layers.values()) / channels
+
+
+def check_scannable(config: RunConfig) -> None:
+    """A one-line error unless `config` is a precision search with a lambda, which `scan` takes."""
+    method = methods.get(config.method)
+    if not method.searches or method.seeded or method.space is None:
+        raise ValueError(f"scan takes a precision search with a lambda (joint, mixprec, edmips); got method "
+                         f"{config.method!r}")
+
+
+def scan(config: RunConfig, store: Store | None = None) -> dict:
+    """The search phase alone of a precision search, to choose lambda grids before paying for fine-tunes: what its
+    architecture reaches. The phase is checkpointed where the run keeps it, so the run later resumes after it."""
+    check_scannable(config)
+    store = store or Store()
+    prof, bench = get_profile(config.profile, config.benchmark), store.benchmark(config.benchmark)
+    warm, _ = warmup(config.benchmark, config.profile, config.seed, store)
+    example = torch.stack([bench.val[i][0] for i in range(min(64, len(bench.val)))])
+    out = _run_quantized(config, prof, config.space(), ("search",), warm, warm, example, bench, store)
+    m, phase = out["metrics"], out["phases"]["search"]
+    return {"lam": config.lam, "cost": config.cost, "size_kb": m["size_kb"],
+            "cost_ratio": m["search_cost"] / m["cost_reference"], "pruned_%": 100 * m["pruned_fraction"],
+            "val_acc_%": 100 * m["val_accuracy"], "epochs": phase["epochs"], "best_epoch": phase["best_epoch"],
+            "seconds": phase["seconds"], "warnings": out["warnings"]}
 
 
 def sweep(configs: list[RunConfig], store: Store | None = None) -> list[dict]:

@@ -262,3 +262,16 @@ def test_a_model_searched_with_low_bit_activations_is_measured_again_at_8_bits_f
         assert ne16 == record["metrics"]["test_accuracy"]
     w8 = run(RunConfig("digits", "w8a8", profile="smoke"), store(tmp_path, "a"))
     assert w8["metrics"]["ne16_accuracy"] == w8["metrics"]["test_accuracy"]
+
+
+def test_a_scan_runs_the_search_alone_and_the_run_resumes_after_it(tmp_path):
+    s = store(tmp_path, "a")
+    config = RunConfig("digits", "joint", 5.0, profile="smoke")
+    row = experiments.scan(config, s)
+    assert not s.record_path(config).exists() and row["lam"] == 5.0 and row["epochs"] == 2
+    assert row["size_kb"] < 77.0 and 0 < row["cost_ratio"] < 1 and row["warnings"] == []
+    record = run(config, s)
+    assert record["phases"]["search"]["seconds"] == row["seconds"]  # resumed from the scan's checkpoint
+    assert without_timing(record) == without_timing(run(config, store(tmp_path, "b")))  # as if never split
+    with pytest.raises(ValueError, match="scan takes a precision search with a lambda .*; got method 'w8a8'"):
+        experiments.scan(RunConfig("digits", "w8a8", profile="smoke"), s)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import joint
+from joint import experiments
 from joint.__main__ import main
 from helpers import random_assignment
 
@@ -95,6 +96,9 @@ def test_run_searches_with_a_cost_model_and_activation_precisions(capsys, tmp_pa
      "error: act_bits (4, 8) are not all supported by cost model 'ne16'; allowed: a subset of (8,)"),
     (["run", "--method", "joint", "--act-bits", "8,x", "--profile", "smoke"],
      "error: act_bits must be comma-separated integers such as 2,4,8; got '8,x'"),
+    (["scan", "--lams", "0.5,x", "--profile", "smoke"], "error: lams must be comma-separated numbers such as 0.5,2"),
+    (["scan", "--lams", "1", "--method", "pit", "--profile", "smoke"],
+     "error: scan takes a precision search with a lambda (joint, mixprec, edmips); got method 'pit'"),
 ])
 def test_bad_experiment_input_is_one_line(capsys, tmp_path, argv, message):
     code, out, err = run(capsys, *argv, *dirs(tmp_path))
@@ -106,9 +110,23 @@ def test_reproduce_executes_every_notebook_and_says_where_the_outputs_are(capsys
             "--figures", str(tmp_path / "figures"), "--cache", str(tmp_path / "cache")]
     code, out, _ = run(capsys, *argv)
     assert code == 0, out
-    assert (tmp_path / "results" / "smoke" / "notebooks" / "01_size_pareto-digits.ipynb").exists()
-    assert str(tmp_path / "results" / "smoke" / "digits" / "size_table.md") in out
-    assert str(tmp_path / "figures" / "smoke" / "digits_size_pareto.png") in out
-    assert (tmp_path / "figures" / "smoke" / "digits_size_pareto.pdf").exists()
-    assert str(tmp_path / "results" / "smoke" / "digits" / "cycles_at_iso_accuracy.md") in out
-    assert str(tmp_path / "figures" / "smoke" / "digits_cost_models.png") in out
+    notebook = tmp_path / "results" / "smoke" / "notebooks" / "01_size_pareto-digits.ipynb"
+    assert notebook.exists() and (tmp_path / "figures" / "smoke" / "digits_size_pareto.pdf").exists()
+    for path in (tmp_path / "results" / "smoke" / "digits" / "size_table.md",
+                 tmp_path / "figures" / "smoke" / "digits_size_pareto.png",
+                 tmp_path / "results" / "smoke" / "digits" / "cycles_at_iso_accuracy.md",
+                 tmp_path / "figures" / "smoke" / "digits_cost_models.png"):
+        assert experiments.shown(path) in out and experiments.shown(path).startswith("../")  # relative to the root
+    for executed in notebook.parent.glob("*.ipynb"):  # no absolute path of this machine in any output
+        text = executed.read_text()
+        assert str(tmp_path) not in text and str(experiments.ROOT) not in text, executed.name
+
+
+def test_scan_prints_a_row_per_lambda_as_each_search_ends(capsys, tmp_path):
+    code, out, _ = run(capsys, "scan", "--profile", "smoke", "--lams", "0.5,5", *dirs(tmp_path))
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[0] == "scan of joint (size) on digits (smoke), search phase only:"
+    assert lines[1].split() == ["lambda", "size", "kB", "cost/8-bit", "pruned", "%", "val", "acc", "%", "epochs", "s"]
+    assert [line.split()[0] for line in lines[2:4]] == ["0.5", "5"]
+    assert lines[-1].startswith("2 searches; python -m joint run with the same settings resumes each")
+    assert not list(tmp_path.rglob("*.json"))  # a scan records nothing
