@@ -115,19 +115,23 @@ def _cpu_profile() -> Profile:
     """Real CIFAR-10 on a 2-core CPU: every analysis from scratch in at most 8 hours (see the description)."""
     warm = PhaseConfig(90, lr_decay=0.96, min_epochs=15, patience=8)
     # the architecture settles as the temperature falls: select among the search's last epochs only (as quick does)
-    search = PhaseConfig(12, lr_decay=0.96, temperature_decay=0.3, min_epochs=9, patience=12)
-    tune = PhaseConfig(8, lr_decay=0.9, min_epochs=2, patience=3)
+    search = PhaseConfig(10, lr_decay=0.96, temperature_decay=0.36, min_epochs=8, patience=10)
+    tune = PhaseConfig(6, lr_decay=0.9, min_epochs=2, patience=2)
     pit = replace(search, arch_lr=3e-3, arch_optimizer="adam")
     gsc_warm, gsc_search, gsc_tune = PhaseConfig(50, min_epochs=10, patience=10), \
         PhaseConfig(20, temperature_decay=0.2, min_epochs=5, patience=10), PhaseConfig(10, min_epochs=3)
     gsc_pit = replace(gsc_search, arch_lr=3e-3, arch_optimizer="adam")
     return Profile(
         "cpu", "real CIFAR-10 on a 2-core CPU: the paper's three analyses in at most 8 hours from scratch. Reduced "
-        "against the paper: batch 64 (paper 32), at most 90/12/8 epochs of warm-up/search/fine-tune with faster "
+        "against the paper: batch 64 (paper 32), at most 90/10/6 epochs of warm-up/search/fine-tune with faster "
         "learning-rate decay and early stopping (paper 500 each), 4-6 lambdas per front (paper 7-8), one PIT seed",
-        ("cifar10", "speech_commands"), 64, warm, search, tune, (0.2, 1.0, 5.0, 10.0), pit, tune, (0.05, 0.2),
-        (0.5, 5.0), {"mpic": (0.5, 2.0, 7.0), "ne16": (0.01, 0.05, 0.15), "bitops": (0.5, 2.0, 10.0)},
-        seed_lambdas=(0.05,), channels_last=True, tour_epochs=2,
+        # lambda grids from scans of the search phase on real CIFAR-10 (python -m joint scan; README): the size
+        # search reaches 75, 43, 9.5 and 3.2 kB at lambda 0.1, 0.5, 2 and 6; MixPrec and EdMIPS cannot prune, so
+        # they stop at the all-2-bit 19.3 kB and need no lambda above 2
+        ("cifar10", "speech_commands"), 64, warm, search, tune, (0.1, 0.5, 1.0, 2.0, 6.0), pit, tune, (0.02, 0.1),
+        (0.5, 2.0), {"bitops": (0.1, 0.5, 2.0, 6.0), "mpic": (0.1, 0.5, 2.0, 6.0), "ne16": (0.005, 0.02, 0.08)},
+        method_lambdas={"mixprec": (0.1, 0.5, 2.0), "edmips": (0.5, 2.0)},
+        seed_lambdas=(0.02,), channels_last=True, tour_epochs=2,
         overrides={"speech_commands": dict(
             batch_size=100, channels_last=False, warmup=replace(gsc_warm, **_quarters(50)),
             search=replace(gsc_search, **_quarters(20)), finetune=replace(gsc_tune, **_quarters(10)),
