@@ -159,6 +159,7 @@ def _relative(path: str) -> str:
 def reproduce(args: argparse.Namespace) -> str:
     """Estimate what is pending, train it (serially or on a Dask cluster), then execute every notebook with
     papermill into results/<profile>/notebooks/ and say where the outputs are."""
+    import nbformat
     import papermill
 
     from . import executors
@@ -180,10 +181,14 @@ def reproduce(args: argparse.Namespace) -> str:
             target = out_dir / f"{name}-{benchmark}.ipynb"
             partial = target.with_name(target.name + ".partial.ipynb")
             print(f"executing {source.name} for {benchmark} -> {experiments.shown(target)}", flush=True)
-            papermill.execute_notebook(str(source), str(partial), cwd=str(experiments.ROOT), progress_bar=False,
-                                       parameters={"benchmark": benchmark, "profile": args.profile,
-                                                   **{f"{name}_dir": _relative(getattr(args, name)) for name in
-                                                      ("results", "figures", "cache", "data")}})
+            executed = papermill.execute_notebook(
+                str(source), str(partial), cwd=str(experiments.ROOT), progress_bar=False,
+                parameters={"benchmark": benchmark, "profile": args.profile,
+                            **{f"{name}_dir": _relative(getattr(args, name)) for name in
+                               ("results", "figures", "cache", "data")}})
+            executed.metadata.papermill.update(input_path=experiments.shown(source),
+                                               output_path=experiments.shown(target))  # no machine paths
+            nbformat.write(executed, str(partial))
             partial.replace(target)
     results = experiments.project_path(args.results) / args.profile
     figures = experiments.project_path(args.figures) / args.profile
