@@ -88,10 +88,11 @@ def run(args: argparse.Namespace) -> str:
 
 
 def scan(args: argparse.Namespace) -> str:
-    """The search phase of one run per lambda: the size and cost each lambda reaches, to choose a grid."""
+    """The search phase of one run per lambda: the size and cost each lambda reaches, to choose a grid (cost ratio:
+    the search's cost over the all-8-bit network's; for PIT, the parameters over the unpruned network's)."""
     store = _store(args)
     lams = _floats(args.lams, "lams")
-    header = f"{'lambda':>8}{'size kB':>10}{'cost/8-bit':>12}{'pruned %':>10}{'val acc %':>11}{'epochs':>8}{'s':>8}"
+    header = f"{'lambda':>8}{'size kB':>10}{'cost ratio':>12}{'pruned %':>10}{'val acc %':>11}{'epochs':>8}{'s':>8}"
     configs = [experiments.RunConfig(args.benchmark, args.method, lam, args.cost, args.profile, args.seed,
                                      act_bits=_bits(args.act_bits)) for lam in lams]
     for config in configs:
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--analysis", choices=sorted(SWEEPS), default="size",
                            help="size: the size and training-time analyses; cost: the cost-model ablation")
         if name == "scan":
-            p.add_argument("--method", default="joint", help="joint, mixprec or edmips")
+            p.add_argument("--method", default="joint", help="joint, mixprec, edmips or pit")
             p.add_argument("--lams", required=True, help="comma-separated lambdas, e.g. 0.5,2,10")
             p.add_argument("--cost", default="size", help="cost model of the search")
             p.add_argument("--act-bits", help="activation precisions, e.g. 2,4,8 (default: the cost model's target)")

@@ -311,8 +311,9 @@ def load_pit_seed(path: Path, warm: torch.nn.Module, example: torch.Tensor) -> t
 
 
 def _run_pit(config: RunConfig, prof: Profile, warm: torch.nn.Module, example: torch.Tensor,
-             bench: datasets.Benchmark, store: Store) -> dict:
-    """PIT search on the float model, export of the pruned network, its fine-tune; the result seeds MixPrec."""
+             bench: datasets.Benchmark, store: Store, finetune: bool = True) -> dict:
+    """PIT search on the float model, export of the pruned network, its fine-tune; the result seeds MixPrec.
+    Without `finetune`, the masked model at the end of the search is measured instead (a scan)."""
     net = prunable(warm, example)
     reference = net.discrete_cost()
     common = _training(prof, store, bench, config.seed)
@@ -323,6 +324,10 @@ def _run_pit(config: RunConfig, prof: Profile, warm: torch.nn.Module, example: t
         raise ValueError(f"PIT lam={config.lam:g} pruned every prunable channel group down to its one keep-alive "
                          f"channel; use a smaller lambda (nothing was recorded for this run)")
     arch = net.arch()
+    if not finetune:
+        return {"phases": phases, "metrics": {**_accuracies(net, bench, store), "size_kb": arch.size_kb(),
+                                              "pruned_fraction": pruned_fraction(arch, warm, example),
+                                              "search_cost": net.discrete_cost(), "cost_reference": reference}}
     pruned = net.export()
     phases["pit_finetune"] = _phase_record(train_phase(
         pruned, prof.pit_finetune, bench.train, bench.val, checkpoint=store.checkpoint(config, "pit_finetune"),
@@ -393,23 +398,29 @@ def pruned_fraction(arch: Arch, original: torch.nn.Module, example: torch.Tensor
 
 
 def check_scannable(config: RunConfig) -> None:
-    """A one-line error unless `config` is a precision search with a lambda, which `scan` takes."""
+    """A one-line error unless `config` is a search with a lambda and no seed, which `scan` takes."""
     method = methods.get(config.method)
-    if not method.searches or method.seeded or method.space is None:
-        raise ValueError(f"scan takes a precision search with a lambda (joint, mixprec, edmips); got method "
+    if not method.searches or method.seeded:
+        raise ValueError(f"scan takes a search with a lambda (joint, mixprec, edmips, pit); got method "
                          f"{config.method!r}")
 
 
 def scan(config: RunConfig, store: Store | None = None) -> dict:
-    """The search phase alone of a precision search, to choose lambda grids before paying for fine-tunes: what its
-    architecture reaches. The phase is checkpointed where the run keeps it, so the run later resumes after it."""
+    """The search phase alone of a search, to choose lambda grids before paying for fine-tunes: what its
+    architecture reaches (PIT: the float size at 32 bits). The phase is checkpointed where the run keeps it, so the
+    run later resumes after it."""
     check_scannable(config)
     store = store or Store()
     prof, bench = get_profile(config.profile, config.benchmark), store.benchmark(config.benchmark)
     warm, _ = warmup(config.benchmark, config.profile, config.seed, store)
     example = torch.stack([bench.val[i][0] for i in range(min(64, len(bench.val)))])
-    out = _run_quantized(config, prof, config.space(), ("search",), warm, warm, example, bench, store)
-    m, phase = out["metrics"], out["phases"]["search"]
+    if config.method == "pit":
+        out = _run_pit(config, prof, warm, example, bench, store, finetune=False)
+        out["warnings"], phase = [], out["phases"]["pit_search"]
+    else:
+        out = _run_quantized(config, prof, config.space(), ("search",), warm, warm, example, bench, store)
+        phase = out["phases"]["search"]
+    m = out["metrics"]
     return {"lam": config.lam, "cost": config.cost, "size_kb": m["size_kb"],
             "cost_ratio": m["search_cost"] / m["cost_reference"], "pruned_%": 100 * m["pruned_fraction"],
             "val_acc_%": 100 * m["val_accuracy"], "epochs": phase["epochs"], "best_epoch": phase["best_epoch"],

@@ -273,5 +273,7 @@ def test_a_scan_runs_the_search_alone_and_the_run_resumes_after_it(tmp_path):
     record = run(config, s)
     assert record["phases"]["search"]["seconds"] == row["seconds"]  # resumed from the scan's checkpoint
     assert without_timing(record) == without_timing(run(config, store(tmp_path, "b")))  # as if never split
-    with pytest.raises(ValueError, match="scan takes a precision search with a lambda .*; got method 'w8a8'"):
+    with pytest.raises(ValueError, match="scan takes a search with a lambda .*; got method 'w8a8'"):
         experiments.scan(RunConfig("digits", "w8a8", profile="smoke"), s)
+    pit = experiments.scan(RunConfig("digits", "pit", 1.0, profile="smoke"), s)
+    assert pit["pruned_%"] > 0 and pit["cost_ratio"] < 1 and pit["size_kb"] < 308.3  # float kB at 32 bits

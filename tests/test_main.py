@@ -98,8 +98,8 @@ def test_run_searches_with_a_cost_model_and_activation_precisions(capsys, tmp_pa
     (["run", "--method", "joint", "--act-bits", "8,x", "--profile", "smoke"],
      "error: act_bits must be comma-separated integers such as 2,4,8; got '8,x'"),
     (["scan", "--lams", "0.5,x", "--profile", "smoke"], "error: lams must be comma-separated numbers such as 0.5,2"),
-    (["scan", "--lams", "1", "--method", "pit", "--profile", "smoke"],
-     "error: scan takes a precision search with a lambda (joint, mixprec, edmips); got method 'pit'"),
+    (["scan", "--lams", "1", "--method", "w8a8", "--profile", "smoke"],
+     "error: scan takes a search with a lambda (joint, mixprec, edmips, pit); got method 'w8a8'"),
 ])
 def test_bad_experiment_input_is_one_line(capsys, tmp_path, argv, message):
     code, out, err = run(capsys, *argv, *dirs(tmp_path))
@@ -129,7 +129,8 @@ def test_scan_prints_a_row_per_lambda_as_each_search_ends(capsys, tmp_path):
     code, out, _ = run(capsys, "scan", "--profile", "smoke", "--lams", "0.5,5", *dirs(tmp_path))
     lines = out.strip().splitlines()
     assert code == 0 and lines[0] == "scan of joint (size) on digits (smoke), search phase only:"
-    assert lines[1].split() == ["lambda", "size", "kB", "cost/8-bit", "pruned", "%", "val", "acc", "%", "epochs", "s"]
+    assert lines[1].split() == ["lambda", "size", "kB", "cost", "ratio", "pruned", "%", "val", "acc", "%", "epochs",
+                                "s"]
     assert [line.split()[0] for line in lines[2:4]] == ["0.5", "5"]
     assert lines[-1].startswith("2 searches; python -m joint run with the same settings resumes each")
     assert not list(tmp_path.rglob("*.json"))  # a scan records nothing
