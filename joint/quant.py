@@ -17,19 +17,26 @@ def weight_grid(bits: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     return torch.stack([levels, nonzero, lo, hi]).to(dtype)
 
 
-def quantize_weight_stack(w: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
-    """Dequantized weights at every precision at once, shape (precisions, *w.shape), and their scales.
+def weight_codes(w: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
+    """Integer codes (as floats) of the weights at every precision, shape (precisions, *w.shape), and the grid step
+    of each precision and output channel.
 
     Symmetric per-output-channel min-max grid (scale 2m/(2^p-1), m = max|W_c|, 1 if 0) clamped to
-    [-2^(p-1), 2^(p-1)-1]; precision 0 gives exact zeros and scale 0. No gradient: callers attach the
-    straight-through path.
+    [-2^(p-1), 2^(p-1)-1]; precision 0 gives code 0.
     """
     m = w.detach().abs().flatten(1).amax(dim=1)
     scale = (2 * torch.where(m == 0, 1.0, m))[None, :] / grid[0][:, None]
     view = scale.shape + (1,) * (w.dim() - 1)
     bound = (grid.shape[1],) + (1,) * w.dim()
     codes = torch.clamp(torch.round(w.detach()[None] / scale.view(view)), grid[2].view(bound), grid[3].view(bound))
-    return codes * scale.view(view), scale * grid[1][:, None]
+    return codes, scale
+
+
+def quantize_weight_stack(w: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
+    """Dequantized weights at every precision at once, shape (precisions, *w.shape), and their scales (0 for the
+    0-bit precision, whose weights are exact zeros). No gradient: callers attach the straight-through path."""
+    codes, scale = weight_codes(w, grid)
+    return codes * scale.view(scale.shape + (1,) * (w.dim() - 1)), scale * grid[1][:, None]
 
 
 def mix_weights(w: Tensor, theta: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
@@ -62,7 +69,7 @@ class _Pact(torch.autograd.Function):
         c = float(clip)
         lo = -c if signed else 0.0
         scale = c / levels
-        y = torch.clamp(x, lo, c).mul_(1 / scale).round_().mul_(scale)
+        y = torch.clamp(x, lo, c).div_(scale).round_().mul_(scale)
         ctx.bounds = (lo, c)
         ctx.save_for_backward(x)
         return y

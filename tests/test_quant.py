@@ -97,3 +97,13 @@ def test_pact_clip_gets_the_gradient_of_values_exactly_at_the_clip():
     clip = torch.tensor(1.0, requires_grad=True)
     pact(x, clip, 8).backward(torch.tensor([2.0, 3.0]))
     assert clip.grad.item() == 2.0 and x.grad.tolist() == [0.0, 3.0]
+
+
+def test_pact_rounds_as_onnx_quantizelinear_does():
+    # QuantizeLinear: round_half_to_even(x / scale) with scale = float32(clip / levels); a product with the reciprocal
+    # rounds differently near half steps, so the exported file would not compute what the model computed
+    clip, levels = 6.0, 255
+    scale = torch.tensor(clip / levels, dtype=torch.float32)
+    x = ((torch.arange(200_000) % 250 + 0.5) * scale + torch.randn(200_000) * 1e-6).float()
+    expected = torch.round(torch.clamp(x, 0, clip) / scale) * scale
+    assert torch.equal(pact(x, torch.tensor(clip), 8), expected)
