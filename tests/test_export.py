@@ -1,8 +1,15 @@
+import re
+
+import onnx
+import onnxruntime
 import pytest
 import torch
+import torchvision
 
 import joint
 from helpers import random_assignment, trained_like
+from joint.export import _OnnxGraph as OnnxGraph
+from joint.export import required_opset
 
 
 def searched(name, seed, act_bits=(8,)):
@@ -77,3 +84,85 @@ def test_keep_alive_choice_is_the_same_in_eval_arch_and_export_at_low_temperatur
     assert net.arch().layers["s1.c1"].alive == 1
     with torch.no_grad():
         assert (joint.export(net)(x) - net.eval()(x)).abs().max().item() <= 1e-5
+
+
+def onnx_case(name, act_bits, seed=3, size=None):
+    """A frozen searchable net with a random architecture: pruned channels, 2/4/8-bit weights (and activations)."""
+    if name in ("resnet18", "mobilenet_v2"):
+        model, shape = getattr(torchvision.models, name)(num_classes=10), (3, size, size)
+    else:
+        model, shape = joint.models.build(name)
+    torch.manual_seed(seed)
+    x = torch.rand(4, *shape) if name != "dscnn" else torch.randn(4, *shape)
+    net = joint.searchable(trained_like(model), joint.SearchSpace((0, 2, 4, 8), act_bits), x)
+    random_assignment(net, seed)
+    net.freeze()
+    return net.eval(), x
+
+
+def run_onnx(path, x):
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+
+
+@pytest.mark.parametrize("name,act_bits,size", [("resnet8", (2, 4, 8), None), ("resnet8", (8,), None),
+                                                ("dscnn", (8,), None), ("resnet18", (8,), 32),
+                                                ("mobilenet_v2", (8,), 32)])
+def test_onnx_runtime_gives_the_searchable_models_outputs(tmp_path, name, act_bits, size):
+    net, x = onnx_case(name, act_bits, size=size)
+    model = joint.export_onnx(net, tmp_path / "m.onnx")
+    with torch.no_grad():
+        expected = net(x)
+    assert (run_onnx(tmp_path / "m.onnx", x) - expected).abs().max() <= 1e-4
+    arch = net.arch()
+    stored = {t.name: t for t in model.graph.initializer}
+    weights = sum(len(t.raw_data) for n, t in stored.items() if re.fullmatch(r".*\.w\d+", n))
+    assert weights == pytest.approx(arch.cost("size") / 8, rel=0.01)  # int8/int4/int2, packed
+    kinds = {onnx.TensorProto.DataType.Name(t.data_type) for n, t in stored.items() if re.fullmatch(r".*\.w\d+", n)}
+    assert kinds == {"INT2", "INT4", "INT8"}
+    acts = {onnx.TensorProto.DataType.Name(t.data_type) for n, t in stored.items() if n.endswith("zero_point")}
+    assert acts >= ({"UINT2", "UINT4", "UINT8"} if act_bits == (2, 4, 8) else {"UINT8"})
+    assert model.opset_import[0].version == 25
+
+
+def test_pruned_channels_are_not_in_the_onnx_file(tmp_path):
+    net, _ = onnx_case("resnet8", (8,))
+    model = joint.export_onnx(net, tmp_path / "m.onnx")
+    stored = {t.name: t for t in model.graph.initializer}
+    for name, layer in net.arch().layers.items():
+        node = name.replace(".", "_")
+        rows = sum(stored[f"{node}.w{p}"].dims[0] for p in (2, 4, 8) if f"{node}.w{p}" in stored)
+        assert rows == layer.alive
+
+
+def test_an_older_opset_is_allowed_only_when_no_precision_needs_a_newer_one(tmp_path):
+    net, x = onnx_case("resnet8", (8,))
+    with torch.no_grad():
+        for g, alpha in net.logits.items():  # no 2-bit weights left: int4 needs opset 21
+            alpha[net.groups[g].bits.index(2)] = -1e3
+    assert required_opset(net) == 21
+    model = joint.export_onnx(net, tmp_path / "m.onnx", opset=21)
+    assert model.opset_import[0].version == 21
+    assert (run_onnx(tmp_path / "m.onnx", x) - net(x)).abs().max() <= 1e-4
+    with pytest.raises(ValueError, match=r"opset 13 cannot hold this model's precisions; allowed: 21 to \d+ "
+                                         r"\(int4/uint4 need 21, int2/uint2 need 25\)"):
+        joint.export_onnx(net, tmp_path / "old.onnx", opset=13)
+    assert not (tmp_path / "old.onnx").exists()
+
+
+def test_bad_exports_are_one_line(tmp_path):
+    net, _ = onnx_case("resnet8", (8,))
+    searching = joint.searchable(joint.models.resnet8(), joint.SearchSpace(), torch.rand(2, 3, 32, 32))
+    with pytest.raises(ValueError, match="the net is still searching \\(sampling 'softmax'\\); call net.freeze\\(\\)"):
+        joint.export_onnx(searching, tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="export_onnx takes a SearchableNet or a run record .*; got Sequential"):
+        joint.export_onnx(torch.nn.Sequential(), tmp_path / "m.onnx")
+
+    class Swish(torch.nn.Module):
+        def forward(self, x):
+            return x * torch.sigmoid(x)
+
+    graph = torch.fx.symbolic_trace(torch.nn.Sequential(torch.nn.Flatten(), Swish()))
+    with pytest.raises(ValueError, match="the ONNX exporter does not know call_function sigmoid \\(node sigmoid\\); "
+                                         "it handles: Conv2d, Linear"):
+        OnnxGraph(graph, (3, 4, 4), 25).build()
