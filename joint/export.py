@@ -247,7 +247,7 @@ class _OnnxGraph:
 
         (bits,), clip = act.bits, float(act.clip[0].detach())
         width, dtype = _container(bits, act.signed)
-        if act.signed or width != bits:  # Max and Min, not Clip: onnxruntime fuses Clip into an int2 quantizer and fails
+        if act.signed or width != bits:  # Max and Min, not Clip: onnxruntime fuses a Clip into an int2 quantizer, fails
             low = self.constant(f"{out}.low", np.array(-clip if act.signed else 0.0, np.float32))
             x = self.add("Max", [x, low], f"{out}.above_low")
             x = self.add("Min", [x, self.constant(f"{out}.high", np.array(clip, np.float32))], f"{out}.clipped")
