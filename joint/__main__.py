@@ -1,4 +1,4 @@
-"""Command line: python -m joint {info,cost,run,scan,sweep,estimate,reproduce}."""
+"""Command line: python -m joint {info,cost,run,scan,sweep,arch,export,estimate,reproduce}."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -115,6 +116,65 @@ def _floats(text: str, name: str) -> tuple[float, ...]:
         raise ValueError(f"{name} must be comma-separated numbers such as 0.5,2,10; got {text!r}") from None
 
 
+def _recorded(args: argparse.Namespace) -> tuple[dict, experiments.Store]:
+    """The record a command names: by --key, or by its settings; a run that is not recorded is one line."""
+    store = _store(args)
+    runs = store.results / args.profile / "runs"
+    if args.key:
+        record = experiments.read_json(runs / f"{args.key}.json")
+        if record is None:
+            raise ValueError(f"no record with key {args.key!r} in {experiments.shown(runs)}")
+        return record, store
+    config = experiments.RunConfig(args.benchmark, args.method, args.lam, args.cost, args.profile, args.seed,
+                                   args.pit_lam, _bits(args.act_bits))
+    record = store.read_record(config)
+    if record is None:
+        recorded = sorted({r["config"]["lam"] for r in map(experiments.read_json, sorted(runs.glob("*.json")))
+                           if r["config"]["method"] == config.method and r["config"]["cost"] == config.cost})
+        lams = ", ".join(f"{lam:g}" for lam in recorded) or "none"
+        raise ValueError(f"no recorded run of {config.method} lam={config.lam:g} ({config.cost}) on "
+                         f"{config.benchmark} in {experiments.shown(runs)}; recorded lambdas of this method and cost "
+                         f"model: {lams}")
+    return record, store
+
+
+def arch_table(args: argparse.Namespace) -> str:
+    """Per layer of a recorded run: channels kept per precision, activation bits, kB, MACs, MPIC and NE16 cycles."""
+    record, _ = _recorded(args)
+    if record["arch"] is None:
+        raise ValueError(f"run {record['key']} ({record['config']['method']}) has no architecture: it is the float "
+                         f"model")
+    rows = Arch.from_dict(record["arch"]).summary()
+    cycles = lambda v: "-" if v is None else f"{v:,.0f}"  # noqa: E731
+    lines = [f"{record['config']['method']} lam={record['config']['lam']:g} ({record['config']['cost']}) on "
+             f"{record['config']['benchmark']}: test accuracy {100 * record['metrics']['test_accuracy']:.2f} %, "
+             f"{record['metrics']['size_kb']:.2f} kB (run {record['key']})",
+             f"{'layer':<14}{'kind':<7}{'in':>6}{'kept':>9}  {'bits:channels':<22}{'act':>4}{'kB':>9}{'MACs':>12}"
+             f"{'MPIC':>12}{'NE16':>10}"]
+    for r in rows:
+        act = "-" if r["act_bits"] is None else str(r["act_bits"])
+        lines.append(f"{r['layer']:<14}{r['kind']:<7}{r['inputs']:>6}{r['kept']:>5}/{r['channels']:<3}  "
+                     f"{r['bits']:<22}{act:>4}{r['kB']:>9.3f}{r['macs']:>12,}{cycles(r['mpic']):>12}"
+                     f"{cycles(r['ne16']):>10}")
+    return "\n".join(lines)
+
+
+def export_command(args: argparse.Namespace) -> str:
+    """Export a recorded quantized run to ONNX, with per-channel mixed precision."""
+    from .export import export_onnx, onnx_sizes
+
+    record, store = _recorded(args)
+    if record["space"] is None:
+        raise ValueError(f"run {record['key']} ({record['config']['method']}) is a float model; export takes a "
+                         f"quantized run (joint, mixprec, edmips, w8a8, w4a8, w2a8, sequential)")
+    out = Path(args.out or f"{record['config']['method']}-{record['key']}.onnx")
+    sizes = onnx_sizes(export_onnx(experiments.load_model(record, store), out, args.opset))
+    return (f"{experiments.shown(out)}: {out.stat().st_size:,} bytes; integer weights {sizes['weights']:,} bytes "
+            f"(the architecture: {record['metrics']['size_kb'] * 1000:,.0f}), their scales {sizes['weight_scales']:,}, "
+            f"biases {sizes['biases']:,}, other constants {sizes['other']:,}; opset {args.opset}; recorded test "
+            f"accuracy {100 * record['metrics']['test_accuracy']:.2f} %")
+
+
 SWEEPS = {"size": experiments.size_sweep, "cost": experiments.cost_sweep}
 
 
@@ -214,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     p_cost.add_argument("--cost", help="cost model (default: all of them); registered: "
                         + ", ".join(sorted(cost_models.MODELS)))
     for name, help_text in (("run", "train and record one run (skipped if recorded)"),
+                            ("arch", "per-layer table of a recorded run's architecture"),
+                            ("export", "write a recorded quantized run as ONNX (per-channel int8/int4/int2)"),
                             ("scan", "the search phase of one run per lambda, to choose a grid (the runs resume "
                                      "after it)"),
                             ("sweep", "every run of an analysis that is not recorded yet"),
@@ -246,6 +308,16 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--lams", required=True, help="comma-separated lambdas, e.g. 0.5,2,10")
             p.add_argument("--cost", default="size", help="cost model of the search")
             p.add_argument("--act-bits", help="activation precisions, e.g. 2,4,8 (default: the cost model's target)")
+        if name in ("arch", "export"):
+            p.add_argument("--method", default="joint", help=", ".join(methods.METHODS))
+            p.add_argument("--lam", type=float, default=0.0, help="lambda of the run")
+            p.add_argument("--cost", default="size", help="cost model of the run's search")
+            p.add_argument("--act-bits", help="activation precisions of the run (default: the cost model's target)")
+            p.add_argument("--pit-lam", type=float, help="sequential only: the PIT lambda of its seed")
+            p.add_argument("--key", help="the run's record key (instead of its settings)")
+        if name == "export":
+            p.add_argument("--out", help="ONNX file to write (default: <method>-<key>.onnx)")
+            p.add_argument("--opset", type=int, default=25, help="ONNX opset (default 25, which has int2)")
         if name == "run":
             p.add_argument("--method", required=True, help=", ".join(methods.METHODS))
             p.add_argument("--lam", type=float, default=0.0, help="lambda (searched methods only)")
@@ -255,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--pit-lam", type=float, help="sequential only: the PIT lambda of its pruned seed")
     args = parser.parse_args(argv)
     commands = {"info": lambda a: info(a.model, a.json), "cost": cost, "run": run, "scan": scan, "sweep": sweep,
+                "arch": arch_table, "export": export_command,
                 "estimate": estimate, "reproduce": reproduce}
     try:
         print(commands[args.command](args))

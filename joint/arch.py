@@ -60,6 +60,29 @@ class Arch:
         cost_models.get(model)
         return sum(self.layer_cost(name, model) for name in self.layers)
 
+    def summary(self) -> list[dict]:
+        """One row per layer: inputs and channels kept, channels per weight precision, input activation bits, weight
+        kB, MACs and the MPIC and NE16 cycles of the layer."""
+        rows = []
+        for name, layer in self.layers.items():
+            counts = {b: layer.weight_bits.count(b) for b in sorted(set(layer.weight_bits), reverse=True)}
+            cin = self.input_channels(name)
+            macs = int(cost_models.channel_macs(layer.shape, torch.tensor(float(cin)))) * layer.alive
+            rows.append({"layer": name, "kind": layer.shape.kind, "inputs": cin, "kept": layer.alive,
+                         "channels": len(layer.weight_bits),
+                         "bits": " ".join(f"{b}:{n}" for b, n in counts.items()),
+                         "act_bits": None if layer.input_act is None else self.activations[layer.input_act],
+                         "kB": self.layer_cost(name, "size") / 8000, "macs": macs,
+                         **{target: self._cycles(name, target) for target in ("mpic", "ne16")}})
+        return rows
+
+    def _cycles(self, name: str, target: str) -> float | None:
+        """Cycles of a layer on a target, None where the target has no such precision (float weights of PIT)."""
+        try:
+            return None if max(self.layers[name].weight_bits) > 8 else self.layer_cost(name, target)
+        except ValueError:
+            return None
+
     def size_kb(self) -> float:
         """Weight memory in kB (bits / 8 / 1000), as the paper reports it."""
         return self.cost("size") / 8 / 1000

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import data as datasets
 from . import methods, models
 from .experiments import RunConfig, Store
 from .profiles import Profile, get_profile
@@ -20,8 +21,7 @@ from .search import SearchSpace
 # train / val / test samples (protocol.md §2-4); the real loaders produce these sizes
 SPLIT_SIZES = {"digits": (1_077, 360, 360), "cifar10": (40_000, 10_000, 10_000),
                "speech_commands": (85_511, 10_102, 4_890), "tiny_imagenet": (90_000, 10_000, 10_000)}
-MODELS = {"digits": "resnet8_digits", "cifar10": "resnet8", "speech_commands": "dscnn",
-          "tiny_imagenet": "resnet18_tiny"}
+
 
 
 def _timed(step: Callable[[], None], repeats: int) -> float:
@@ -52,15 +52,15 @@ def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cost: Callab
 def per_sample_seconds(benchmark: str, device: torch.device, batch: int = 16, repeats: int = 3) -> dict[str, float]:
     """Seconds per training sample of each kind of phase (float, fixed QAT, search with 8-bit or searched
     activations, PIT), per evaluated sample, and per sample of a 224-px ResNet-18 (Tiny ImageNet's first stage)."""
-    model, shape = models.build(MODELS[benchmark])
+    model, shape = models.build(datasets.MODELS[benchmark])
     x, y = torch.rand(batch, *shape, device=device), torch.zeros(batch, dtype=torch.long, device=device)
     cpu_x = x.cpu()
     nets = {"float": (model.to(device), None)}
     for kind, space in (("qat", SearchSpace((8,), (8,))), ("search", SearchSpace((0, 2, 4, 8), (8,))),
                         ("search_act", SearchSpace((0, 2, 4, 8), (2, 4, 8)))):
-        net = searchable(models.build(MODELS[benchmark])[0], space, cpu_x).to(device)
+        net = searchable(models.build(datasets.MODELS[benchmark])[0], space, cpu_x).to(device)
         nets[kind] = (net, None if kind == "qat" else (lambda net=net: net.cost("size")))
-    pit = prunable(models.build(MODELS[benchmark])[0], cpu_x).to(device)
+    pit = prunable(models.build(datasets.MODELS[benchmark])[0], cpu_x).to(device)
     nets["pit"] = (pit, lambda: pit.cost("params"))
     seconds = {kind: _timed(_train_step(net, x, y, cost), repeats) / batch for kind, (net, cost) in nets.items()}
     with torch.no_grad():

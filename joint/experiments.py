@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from . import cost as cost_models
 from . import data as datasets
-from . import methods
+from . import compact, methods, models
 from .graph import describe, searchable
 from .pit import prunable
 from .profiles import PROFILES, Profile, get_profile
@@ -136,11 +136,9 @@ class Store:
         """Where the pruned, fine-tuned float model of a PIT run is kept (the seed of the sequential runs)."""
         return self.cache / config.profile / "pit-seeds" / f"{config.key()}.pt"
 
-    def trained_model(self, config: RunConfig) -> Path:
-        """Where the trained model of a run is kept: the state dicts of its float model ("float"), of its PIT masks
-        and pruned model ("pit", "pruned") or of its searchable net ("searchable"), which rebuild it on the
-        benchmark's model (a sequential run on its PIT seed's pruned model)."""
-        return self.cache / config.profile / "models" / f"{config.key()}.pt"
+    def model_path(self, config: RunConfig) -> Path:
+        """Where the trained model of a run is kept, beside its record (see save_model)."""
+        return self.results / config.profile / "models" / f"{config.key()}.pt"
 
     def warmup_path(self, benchmark: str, profile: str, seed: int) -> Path:
         """Where the float warm-up of a benchmark, profile and seed is cached (named by its own settings only)."""
@@ -210,7 +208,8 @@ def _training(prof: Profile, store: Store, bench: datasets.Benchmark, seed: int)
 
 
 def warmup(benchmark: str, profile: str, seed: int, store: Store) -> tuple[torch.nn.Module, dict]:
-    """The float model trained once per benchmark, profile and seed, cached and shared by every method and lambda."""
+    """The float model trained once per benchmark, profile and seed, cached and shared by every method and lambda;
+    a recorded float run's model is the same model, so a fresh clone with the records trains no warm-up."""
     prof = get_profile(profile, benchmark)
     bench = store.benchmark(benchmark)
     torch.manual_seed(seed)
@@ -220,6 +219,11 @@ def warmup(benchmark: str, profile: str, seed: int, store: Store) -> tuple[torch
         saved = torch.load(done, weights_only=False)
         model.load_state_dict(saved["model"])
         return model.eval(), saved["phase"]
+    recorded = RunConfig(benchmark, "float", profile=profile, seed=seed)
+    record = store.read_record(recorded)
+    if record is not None and store.model_path(recorded).exists():
+        phase = {k: v for k, v in record["phases"]["warmup"].items() if k != "shared"}
+        return load_model(record, store), phase
     done.parent.mkdir(parents=True, exist_ok=True)
     common = _training(prof, store, bench, seed)
     phase = {}
@@ -288,16 +292,55 @@ def compute(config: RunConfig, store: Store) -> dict:
         result = _run_pit(config, prof, warm, example, bench, store)
     elif method.space is None:
         weights = sum(layer.weights for layer in describe(warm, example[:1]))
-        result = {"space": None, "arch": None, "phases": {}, "model": {"float": warm.state_dict()},
+        result = {"space": None, "arch": None, "phases": {}, "model": {"format": FLOAT_FORMAT,
+                                                                      "state": warm.state_dict()},
                   "metrics": {**_accuracies(warm, bench, store), "size_kb": weights * 32 / 8000, "bitops": None,
                               "mpic_cycles": None, "ne16_cycles": None, "pruned_fraction": 0.0}}
     else:
         result = _run_quantized(config, prof, config.space(), method.phases, warm, warm, example, bench, store)
     record["phases"].update(result.pop("phases"))
-    _atomic_torch_save(result.pop("model"), store.trained_model(config))  # state dicts: see Store.trained_model
+    _atomic_torch_save(result.pop("model"), store.model_path(config))
     record.update(result)
     record["versions"] = {"joint": __version__, "torch": torch.__version__, "python": platform.python_version()}
     return record
+
+
+FLOAT_FORMAT, PIT_FORMAT = "joint-float-1", "joint-pit-1"  # a float state dict; a PIT-pruned float state dict
+
+
+def load_model(record: dict, store: Store | None = None) -> torch.nn.Module:
+    """The trained model of a recorded run, rebuilt from the file kept beside its record, in eval mode: the float
+    model, the PIT-pruned float model, or the frozen searchable net (quantized runs), which evaluates bit for bit as
+    when its record was written. No data is needed."""
+    store = store or Store()
+    config = RunConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()})
+    path = store.model_path(config)
+    if not path.exists():
+        raise ValueError(f"{shown(path)} is missing: this run was recorded without its model; delete its record "
+                         f"{shown(store.record_path(config))} and run it again to keep one")
+    data = torch.load(path, weights_only=True)
+    model, shape = models.build(datasets.MODELS[config.benchmark])
+    if data.get("format") == FLOAT_FORMAT:
+        model.load_state_dict(data["state"])
+        return model.eval()
+    if data.get("format") == PIT_FORMAT:
+        pruned = pruned_structure(model, shape, Arch.from_dict(record["arch"]))
+        pruned.load_state_dict(data["state"])
+        return pruned.eval()
+    if methods.get(config.method).seeded:
+        seed = store.read_record(config.seed_config())
+        if seed is None:
+            raise ValueError(f"the PIT seed of this sequential run (method pit, lam={config.pit_lam:g}) is not "
+                             f"recorded in {shown(store.results / config.profile / 'runs')}")
+        model = pruned_structure(model, shape, Arch.from_dict(seed["arch"]))
+    return compact.load(model, shape, data).eval()
+
+
+def pruned_structure(model: torch.nn.Module, input_shape: tuple[int, ...], arch: Arch) -> torch.nn.Module:
+    """`model` with the channels a recorded PIT architecture pruned removed (weights as they were)."""
+    net = prunable(model, torch.zeros(1, *input_shape))
+    net.keep(arch)
+    return net.export()
 
 
 def load_pit_seed(path: Path, warm: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
@@ -332,9 +375,9 @@ def _run_pit(config: RunConfig, prof: Profile, warm: torch.nn.Module, example: t
     phases["pit_finetune"] = _phase_record(train_phase(
         pruned, prof.pit_finetune, bench.train, bench.val, checkpoint=store.checkpoint(config, "pit_finetune"),
         desc="pit fine-tune", **common))
-    model = {"pit": net.state_dict(), "pruned": pruned.state_dict()}
-    _atomic_torch_save(model, store.pit_seed(config))
-    return {"space": None, "phases": phases, "arch": arch.to_dict(), "model": model,
+    _atomic_torch_save({"pit": net.state_dict(), "pruned": pruned.state_dict()}, store.pit_seed(config))
+    return {"space": None, "phases": phases, "arch": arch.to_dict(),
+            "model": {"format": PIT_FORMAT, "state": pruned.state_dict()},
             "metrics": {**_accuracies(pruned, bench, store), "size_kb": arch.size_kb(),
                         "bitops": None, "mpic_cycles": None, "ne16_cycles": None,
                         "pruned_fraction": pruned_fraction(arch, warm, example), "parameters": net.discrete_cost(),
@@ -386,7 +429,7 @@ def _run_quantized(config: RunConfig, prof: Profile, space: SearchSpace, phases:
                       "pruned_fraction": pruned_fraction(arch, warm, example), "cost_reference": reference,
                       "search_cost": arch.cost(config.cost)}
     out["arch"] = arch.to_dict()
-    out["model"] = {"searchable": net.state_dict()}
+    out["model"] = compact.pack(net)
     return out
 
 

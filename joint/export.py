@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from pathlib import Path
 
 import torch
@@ -149,6 +150,18 @@ def export_onnx(net_or_run, path, opset: int = ONNX_OPSET):
     onnx.save(model, str(tmp))
     tmp.replace(path)
     return model
+
+
+def onnx_sizes(model) -> dict[str, int]:
+    """Bytes of an exported file's initializers by role: integer weights, their per-channel scales, biases, and the
+    rest (activation quantizer constants, channel orders)."""
+    sizes = {"weights": 0, "weight_scales": 0, "biases": 0, "other": 0}
+    for tensor in model.graph.initializer:
+        role = tensor.name.rsplit(".", 1)[-1]
+        kind = "weights" if re.fullmatch(r"w\d+", role) else "weight_scales" if re.fullmatch(r"w\d+_scale", role) \
+            else "biases" if role == "bias" else "other"
+        sizes[kind] += len(tensor.raw_data)
+    return sizes
 
 
 def _input_shape(net: SearchableNet) -> tuple[int, ...]:

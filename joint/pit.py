@@ -121,6 +121,14 @@ class PrunableNet(nn.Module):
             layers[name] = LayerArch(wire.shape, bits, None, source, wire.input_multiplier)
         return Arch(layers, {})
 
+    def keep(self, arch: Arch) -> None:
+        """Set the masks so that exactly the channels `arch` keeps (weight bits > 0) are kept: a recorded result."""
+        with torch.no_grad():
+            for name, wire in self.wiring.items():
+                if not self.fixed[wire.group]:
+                    kept = torch.tensor(arch.layers[name].weight_bits) > 0
+                    self.mask(wire.group).alpha.copy_(kept.to(self.mask(wire.group).alpha.dtype))
+
     def export(self) -> fx.GraphModule:
         """Plain float model with the pruned channels removed and BatchNorm sliced (affine and running statistics)."""
         kept = self.kept()

@@ -8,11 +8,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 import joint
 from joint import Arch, experiments, profiles
 from joint.__main__ import main
 from joint.experiments import RunConfig, Store, run, size_sweep, sweep, without_timing
+from joint.train import evaluate
 
 
 def store(tmp_path, name):
@@ -277,3 +279,35 @@ def test_a_scan_runs_the_search_alone_and_the_run_resumes_after_it(tmp_path):
         experiments.scan(RunConfig("digits", "w8a8", profile="smoke"), s)
     pit = experiments.scan(RunConfig("digits", "pit", 1.0, profile="smoke"), s)
     assert pit["pruned_%"] > 0 and pit["cost_ratio"] < 1 and pit["size_kb"] < 308.3  # float kB at 32 bits
+
+
+def test_every_run_keeps_its_model_and_reloads_to_its_recorded_accuracy(tmp_path):
+    s = store(tmp_path, "a")
+    configs = [RunConfig("digits", "float", profile="smoke"), RunConfig("digits", "w2a8", profile="smoke"),
+               RunConfig("digits", "joint", 5.0, profile="smoke"), RunConfig("digits", "joint", 5.0, "mpic",
+                                                                             profile="smoke"),
+               RunConfig("digits", "pit", 1.0, profile="smoke"),
+               RunConfig("digits", "sequential", 5.0, profile="smoke", pit_lam=1.0)]
+    bench = s.benchmark("digits")
+    for config in configs:
+        record = run(config, s)
+        assert s.model_path(config).exists()
+        model = experiments.load_model(record, store(tmp_path, "a"))  # a fresh store: nothing cached in memory
+        assert evaluate(model, bench.test)[0] == record["metrics"]["test_accuracy"], config.method
+    quantized = torch.load(s.model_path(configs[2]), weights_only=True)
+    assert quantized["format"] == "joint-compact-1"
+    s.model_path(configs[1]).unlink()
+    with pytest.raises(ValueError, match=r"models/.*\.pt is missing: this run was recorded without its model; "
+                                         r"delete its record .* and run it again"):
+        experiments.load_model(run(configs[1], s), s)
+
+
+def test_a_fresh_clone_with_the_records_trains_no_warm_up(tmp_path, monkeypatch):
+    s = store(tmp_path, "a")
+    run(RunConfig("digits", "float", profile="smoke"), s)
+    first, phase = experiments.warmup("digits", "smoke", 0, s)
+    s.warmup_path("digits", "smoke", 0).unlink()  # a new machine: no cache, the records and models only
+    monkeypatch.setattr(experiments, "train_phase", lambda *a, **k: pytest.fail("the warm-up was trained again"))
+    again, phase_again = experiments.warmup("digits", "smoke", 0, s)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    assert phase_again == phase

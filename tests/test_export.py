@@ -9,7 +9,7 @@ import torchvision
 import joint
 from helpers import random_assignment, trained_like
 from joint.export import _OnnxGraph as OnnxGraph
-from joint.export import required_opset
+from joint.export import onnx_sizes, required_opset
 
 
 def searched(name, seed, act_bits=(8,)):
@@ -116,8 +116,9 @@ def test_onnx_runtime_gives_the_searchable_models_outputs(tmp_path, name, act_bi
     assert (run_onnx(tmp_path / "m.onnx", x) - expected).abs().max() <= 1e-4
     arch = net.arch()
     stored = {t.name: t for t in model.graph.initializer}
-    weights = sum(len(t.raw_data) for n, t in stored.items() if re.fullmatch(r".*\.w\d+", n))
-    assert weights == pytest.approx(arch.cost("size") / 8, rel=0.01)  # int8/int4/int2, packed
+    sizes = onnx_sizes(model)
+    assert sizes["weights"] == pytest.approx(arch.cost("size") / 8, rel=0.01)  # int8/int4/int2, packed
+    assert sizes["weight_scales"] == 4 * sum(layer.alive for layer in arch.layers.values())
     kinds = {onnx.TensorProto.DataType.Name(t.data_type) for n, t in stored.items() if re.fullmatch(r".*\.w\d+", n)}
     assert kinds == {"INT2", "INT4", "INT8"}
     acts = {onnx.TensorProto.DataType.Name(t.data_type) for n, t in stored.items() if n.endswith("zero_point")}

@@ -134,3 +134,34 @@ def test_scan_prints_a_row_per_lambda_as_each_search_ends(capsys, tmp_path):
     assert [line.split()[0] for line in lines[2:4]] == ["0.5", "5"]
     assert lines[-1].startswith("2 searches; python -m joint run with the same settings resumes each")
     assert not list(tmp_path.rglob("*.json"))  # a scan records nothing
+
+
+def test_arch_table_and_export_of_a_recorded_run(capsys, tmp_path):
+    run(capsys, "run", "--profile", "smoke", "--method", "joint", "--lam", "5", *dirs(tmp_path))
+    code, out, _ = run(capsys, "arch", "--profile", "smoke", "--lam", "5", *dirs(tmp_path))
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[0].startswith("joint lam=5 (size) on digits: test accuracy")
+    assert lines[1].split()[:6] == ["layer", "kind", "in", "kept", "bits:channels", "act"]
+    stem = next(line for line in lines if line.startswith("stem"))
+    assert "/16" in stem and "8:" in stem and len(lines) == 2 + 10  # ResNet-8: ten conv/linear layers
+    target = tmp_path / "joint.onnx"
+    code, out, _ = run(capsys, "export", "--profile", "smoke", "--lam", "5", "--out", str(target), *dirs(tmp_path))
+    assert code == 0 and target.exists() and "integer weights" in out and "opset 25" in out
+    record = json.loads(next((tmp_path / "results" / "smoke" / "runs").glob("*.json")).read_text())
+    code, out, _ = run(capsys, "arch", "--profile", "smoke", "--key", record["key"], *dirs(tmp_path))
+    assert code == 0 and lines[0] in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["arch", "--lam", "7"], r"error: no recorded run of joint lam=7 \(size\) on digits in .*smoke/runs; recorded "
+                             r"lambdas of this method and cost model: 5"),
+    (["export", "--key", "0123abcd"], r"error: no record with key '0123abcd' in "),
+    (["export", "--method", "float"], r"error: run \w+ \(float\) is a float model; export takes a quantized run"),
+    (["export", "--lam", "5", "--opset", "13"], r"error: opset 13 cannot hold this model's precisions; allowed: 25"),
+])
+def test_naming_a_run_that_is_not_there_or_cannot_be_exported_is_one_line(capsys, tmp_path, argv, message):
+    run(capsys, "run", "--profile", "smoke", "--method", "joint", "--lam", "5", *dirs(tmp_path))
+    run(capsys, "run", "--profile", "smoke", "--method", "float", *dirs(tmp_path))
+    code, out, err = run(capsys, *argv, "--profile", "smoke", "--out", str(tmp_path / "x.onnx"), *dirs(tmp_path)) \
+        if argv[0] == "export" else run(capsys, *argv, "--profile", "smoke", *dirs(tmp_path))
+    assert code == 2 and re.match(message, err) and err.count("\n") == 1

@@ -44,6 +44,8 @@ def _tiny_imagenet(root: str, download: bool) -> Benchmark:
     return tiny_imagenet.load(root, download)
 
 
+MODELS = {"digits": "resnet8_digits", "cifar10": "resnet8", "speech_commands": "dscnn",
+          "tiny_imagenet": "resnet18_tiny"}  # the model of each benchmark (joint.models.build), known without data
 LOADERS: dict[str, Callable[[str, bool], Benchmark]] = {"digits": _digits, "speech_commands": _speech_commands,
                                                         "cifar10": _cifar10, "tiny_imagenet": _tiny_imagenet}
 
