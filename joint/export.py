@@ -119,10 +119,11 @@ def required_opset(net: SearchableNet) -> int:
     return max([13] + [_OPSET_FOR_BITS[w] for w in widths if w in _OPSET_FOR_BITS])
 
 
-def export_onnx(net_or_run, path, opset: int = ONNX_OPSET):
+def export_onnx(net_or_run, path, opset: int = ONNX_OPSET, store=None):
     """Write `net`'s argmax architecture as an ONNX model with true per-channel mixed precision and return it.
 
-    `net_or_run` is a frozen SearchableNet or a run record (dict). Each conv/linear layer's alive output channels are
+    `net_or_run` is a frozen SearchableNet or a run record (dict; its model is read from `store`, by default the
+    repository's results). Each conv/linear layer's alive output channels are
     grouped by precision, each group an int8/int4/int2 initializer with per-channel scales (DequantizeLinear, axis 0),
     put back in the original channel order; pruned channels are not in the file; activations are quantized and
     dequantized at their searched precision (unsigned: uint8/uint4/uint2; signed: int, after a Clip); BatchNorm is
@@ -133,7 +134,7 @@ def export_onnx(net_or_run, path, opset: int = ONNX_OPSET):
     net = net_or_run
     if isinstance(net_or_run, dict):
         from .experiments import load_model
-        net = load_model(net_or_run)
+        net = load_model(net_or_run, store)
     if not isinstance(net, SearchableNet):
         raise ValueError(f"export_onnx takes a SearchableNet or a run record of a quantized run; got "
                          f"{type(net).__name__}")
@@ -150,6 +151,57 @@ def export_onnx(net_or_run, path, opset: int = ONNX_OPSET):
     onnx.save(model, str(tmp))
     tmp.replace(path)
     return model
+
+
+def compare_onnx(net: SearchableNet, x: torch.Tensor, opset: int = ONNX_OPSET) -> dict[str, float]:
+    """How onnxruntime runs `net`'s export against the net itself on inputs `x`: the largest logit difference and the
+    share of equal top-1 classes end to end, and node by node (every node given onnxruntime's own inputs) the largest
+    difference of the activation quantizers (bit-exact: 0), of the conv/linear layers (float summation order) and of
+    the other nodes. End to end, a layer's last-bit difference can move an activation across a grid boundary, one
+    step, and that step travels to the logits."""
+    import onnx
+    import onnxruntime
+    from torch.fx import Interpreter
+
+    small = export(net)
+    builder = _OnnxGraph(small, _input_shape(net), opset)
+    model = builder.build()
+    watched = {node: name for node, name in builder.names.items() if node.op != "placeholder" and name != "input"}
+    for name in dict.fromkeys(watched.values()):
+        model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    values = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"input": x.numpy()})))
+    values = {name: torch.from_numpy(v) for name, v in values.items()}
+    values["input"] = x
+    step = Interpreter(small)
+    worst = {"quantizers": 0.0, "layers": 0.0, "other": 0.0}
+    with torch.no_grad():
+        for node, name in watched.items():
+            step.env = {arg: values[builder.names[arg]] for arg in node.all_input_nodes}
+            mine = step.run_node(node)
+            module = small.get_submodule(node.target) if node.op == "call_module" else None
+            kind = "quantizers" if isinstance(module, ActivationQuantizer) else \
+                "layers" if isinstance(module, (nn.Conv2d, nn.Linear)) else "other"
+            worst[kind] = max(worst[kind], float((mine - values[name]).abs().max()))
+        expected = net.eval()(x)
+    logits = values["logits"]
+    return {"end_to_end": float((logits - expected).abs().max()),
+            "top1_agreement": float((logits.argmax(1) == expected.argmax(1)).double().mean()), **worst}
+
+
+def onnx_accuracy(path, data, batch_size: int = 256) -> float:
+    """Top-1 accuracy of an exported file on a dataset of (input, label) pairs, run by onnxruntime on the CPU."""
+    import onnxruntime
+
+    from .train import batches
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    correct = count = 0
+    for x, y in batches(data, batch_size, torch.device("cpu")):
+        logits = session.run(None, {"input": x.numpy()})[0]
+        correct += int((torch.from_numpy(logits).argmax(1) == y).sum())
+        count += len(y)
+    return correct / count
 
 
 def onnx_sizes(model) -> dict[str, int]:
@@ -177,6 +229,7 @@ class _OnnxGraph:
 
         self.gm, self.input_shape, self.opset = gm, input_shape, opset
         self.nodes, self.initializers, self.names = [], [], {}
+        self.act_bits: dict[str, int] = {}  # dequantized activations by name: their bits
         ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
 
     def constant(self, name: str, array) -> str:
@@ -267,6 +320,7 @@ class _OnnxGraph:
         scale = self.constant(f"{out}.scale", np.array(clip / pact_levels(bits, act.signed), np.float32))
         zero = self.constant(f"{out}.zero_point", np.zeros((), dtype))
         q = self.add("QuantizeLinear", [x, scale, zero], f"{out}.q")
+        self.act_bits[out] = bits
         return self.add("DequantizeLinear", [q, scale, zero], out)
 
     def layer(self, x: str, layer: nn.Module, out: str) -> str:
@@ -285,8 +339,12 @@ class _OnnxGraph:
             parts.append(self.add("DequantizeLinear", [q, s], f"{out}.w{p}_float", axis=0))
             order.append(channels)
         weight = parts[0]
-        if len(parts) > 1:
-            weight = self.add("Concat", parts, f"{out}.w_grouped", axis=0)
+        # onnxruntime fuses DequantizeLinear -> Conv/Gemm -> QuantizeLinear into an integer kernel that holds 8-bit
+        # activations with 8-bit weights only (other precisions make an invalid graph): keep those layers' weights
+        # behind a Gather, as for several precision groups
+        fusable = self.act_bits.get(x) is not None and not (self.act_bits[x] == 8 and bits.tolist() == [8] * len(bits))
+        if len(parts) > 1 or fusable:
+            weight = self.add("Concat", parts, f"{out}.w_grouped", axis=0) if len(parts) > 1 else weight
             position = torch.empty(len(bits), dtype=torch.int64)
             position[torch.cat(order)] = torch.arange(len(bits))
             weight = self.add("Gather", [weight, self.constant(f"{out}.order", position.numpy())], f"{out}.w", axis=0)

@@ -9,7 +9,8 @@ import torchvision
 import joint
 from helpers import random_assignment, trained_like
 from joint.export import _OnnxGraph as OnnxGraph
-from joint.export import onnx_sizes, required_opset
+from joint.experiments import RunConfig, Store, run
+from joint.export import compare_onnx, onnx_accuracy, onnx_sizes, required_opset
 
 
 def searched(name, seed, act_bits=(8,)):
@@ -108,12 +109,15 @@ def run_onnx(path, x):
 @pytest.mark.parametrize("name,act_bits,size", [("resnet8", (2, 4, 8), None), ("resnet8", (8,), None),
                                                 ("dscnn", (8,), None), ("resnet18", (8,), 32),
                                                 ("mobilenet_v2", (8,), 32)])
-def test_onnx_runtime_gives_the_searchable_models_outputs(tmp_path, name, act_bits, size):
+def test_onnx_runtime_computes_what_the_searchable_model_computes(tmp_path, name, act_bits, size):
     net, x = onnx_case(name, act_bits, size=size)
     model = joint.export_onnx(net, tmp_path / "m.onnx")
     with torch.no_grad():
         expected = net(x)
-    assert (run_onnx(tmp_path / "m.onnx", x) - expected).abs().max() <= 1e-4
+    assert torch.equal(run_onnx(tmp_path / "m.onnx", x).argmax(1), expected.argmax(1))
+    # node by node: quantizers bit for bit, layers and the rest up to float summation order
+    check = compare_onnx(net, x)
+    assert check["quantizers"] == 0.0 and check["layers"] <= 1e-4 and check["other"] <= 1e-5
     arch = net.arch()
     stored = {t.name: t for t in model.graph.initializer}
     sizes = onnx_sizes(model)
@@ -144,7 +148,7 @@ def test_an_older_opset_is_allowed_only_when_no_precision_needs_a_newer_one(tmp_
     assert required_opset(net) == 21
     model = joint.export_onnx(net, tmp_path / "m.onnx", opset=21)
     assert model.opset_import[0].version == 21
-    assert (run_onnx(tmp_path / "m.onnx", x) - net(x)).abs().max() <= 1e-4
+    assert compare_onnx(net, x, opset=21)["quantizers"] == 0.0
     with pytest.raises(ValueError, match=r"opset 13 cannot hold this model's precisions; allowed: 21 to \d+ "
                                          r"\(int4/uint4 need 21, int2/uint2 need 25\)"):
         joint.export_onnx(net, tmp_path / "old.onnx", opset=13)
@@ -167,3 +171,26 @@ def test_bad_exports_are_one_line(tmp_path):
     with pytest.raises(ValueError, match="the ONNX exporter does not know call_function sigmoid \\(node sigmoid\\); "
                                          "it handles: Conv2d, Linear"):
         OnnxGraph(graph, (3, 4, 4), 25).build()
+
+
+def test_a_recorded_run_exported_and_run_in_onnxruntime_has_its_recorded_accuracy(tmp_path):
+    store = Store(results=tmp_path / "r", cache=tmp_path / "c", progress=False)
+    record = run(RunConfig("digits", "joint", 5.0, "mpic", profile="smoke"), store)
+    joint.export_onnx(record, tmp_path / "m.onnx", store=store)  # a record: its kept model is loaded
+    assert onnx_accuracy(tmp_path / "m.onnx", store.benchmark("digits").test) == record["metrics"]["test_accuracy"]
+
+
+@pytest.mark.parametrize("act_bits", [2, 4, 8])
+@pytest.mark.parametrize("weight_bits", [2, 4, 8])
+def test_every_uniform_precision_loads_in_onnxruntime_with_its_default_optimisations(tmp_path, act_bits, weight_bits):
+    # its QDQ fusion into integer kernels holds 8-bit activations with 8-bit weights only; other pairs must not fuse,
+    # or loading the file fails
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    net = joint.searchable(trained_like(joint.models.resnet8()), joint.SearchSpace((weight_bits,), (act_bits,)), x)
+    net.freeze()
+    joint.export_onnx(net.eval(), tmp_path / "m.onnx")
+    with torch.no_grad():
+        assert torch.equal(run_onnx(tmp_path / "m.onnx", x).argmax(1), net(x).argmax(1))
+    check = compare_onnx(net, x)
+    assert check["quantizers"] == 0.0 and check["layers"] <= 1e-4
