@@ -1,7 +1,8 @@
 """Fake quantizers with straight-through gradients: per-channel weights, PACT activations, bias."""
 from __future__ import annotations
 
-import math
+import os
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -57,34 +58,84 @@ def quantize_bias(b: Tensor, scale: Tensor) -> Tensor:
     return q + (b - b.detach()) * (scale != 0)
 
 
-class _Pact(torch.autograd.Function):
-    """PACT fake quantization: round on the grid clip/levels inside [lo, clip]; gradients as PACT defines them.
+def _grid(clip: Tensor, levels: float, signed: bool) -> tuple[Tensor, Tensor]:
+    """Lower bound and step of a PACT grid; the step rounded to float32 from double, as ONNX stores it."""
+    return (-clip if signed else torch.zeros_like(clip)), (clip.double() / levels).to(clip.dtype)
 
-    Written with in-place ops and PyTorch's fused hardtanh/threshold backward kernels: each is one pass
-    over the activation, which is what the step time of a quantized network is made of.
-    """
+
+def pact_values(x: Tensor, clips: Tensor, theta: Tensor | None, levels: tuple[float, ...], signed: bool) -> Tensor:
+    """sum_i theta_i * round(clamp(x, lo_i, clip_i) / step_i) * step_i over the precisions (theta None: one)."""
+    out = None
+    for i, level in enumerate(levels):
+        lo, step = _grid(clips[i], level, signed)
+        q = torch.round(torch.clamp(x, lo, clips[i]) / step) * step
+        q = q if theta is None else q * theta[i]
+        out = q if out is None else out + q
+    return out
+
+
+def pact_gradients(grad: Tensor, x: Tensor, clips: Tensor, theta: Tensor | None, levels: tuple[float, ...],
+                   signed: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    """PACT's gradients: to x where lo < x < clip (straight through), to each clip the gradient of the values it
+    clipped (signed: with their sign), to each theta_i the gradient times the values quantized at precision i."""
+    grad_x, grad_clips, grad_theta = None, [], []
+    for i, level in enumerate(levels):
+        clip = clips[i]
+        if signed:
+            inside = x.abs() < clip
+            grad_clip = torch.where(inside, 0.0, grad * torch.sign(x)).sum()
+        else:
+            inside = (x > 0) & (x < clip)
+            grad_clip = torch.where(x >= clip, grad, 0.0).sum()
+        part = torch.where(inside, grad, 0.0)
+        if theta is not None:
+            lo, step = _grid(clip, level, signed)
+            grad_theta.append((grad * (torch.round(torch.clamp(x, lo, clip) / step) * step)).sum())
+            part, grad_clip = part * theta[i], grad_clip * theta[i]
+        grad_x = part if grad_x is None else grad_x + part
+        grad_clips.append(grad_clip)
+    return grad_x, torch.stack(grad_clips), None if theta is None else torch.stack(grad_theta)
+
+
+def _compiled(fn):
+    """`fn` compiled once for every input shape (one fused pass over the tensor for all precisions), or `fn`
+    itself where compiling is switched off (JOINT_COMPILE=0) or fails (no C++ compiler, say)."""
+    if os.environ.get("JOINT_COMPILE", "1") == "0":
+        return fn
+    compiled = torch.compile(fn, dynamic=True)
+
+    def call(*args):
+        nonlocal compiled
+        if compiled is not fn:
+            try:
+                return compiled(*args)
+            except torch._dynamo.exc.BackendCompilerFailed as err:
+                warnings.warn(f"joint: compiling the activation quantizer failed ({type(err).__name__}); running "
+                              f"it uncompiled, which is slower", stacklevel=2)
+                compiled = fn
+        return fn(*args)
+    return call
+
+
+_forward, _backward = _compiled(pact_values), _compiled(pact_gradients)
+
+
+class _Pact(torch.autograd.Function):
+    """PACT fake quantization of one tensor at one or several precisions mixed by theta: forward and backward are
+    each one fused pass over the tensor, with no value read back to the host."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, clip: Tensor, levels: float, signed: bool) -> Tensor:
-        c = float(clip)
-        lo = -c if signed else 0.0
-        scale = c / levels
-        y = torch.clamp(x, lo, c).div_(scale).round_().mul_(scale)
-        ctx.bounds = (lo, c)
-        ctx.save_for_backward(x)
-        return y
+    def forward(ctx, x: Tensor, clips: Tensor, theta: Tensor | None, levels: tuple[float, ...],
+                signed: bool) -> Tensor:
+        ctx.save_for_backward(x, clips, theta)
+        ctx.grid = (levels, signed)
+        return _forward(x, clips, theta, levels, signed)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        (x,) = ctx.saved_tensors
-        lo, c = ctx.bounds
-        grad_x = torch.ops.aten.hardtanh_backward(grad, x, lo, c)
-        if lo < 0:
-            grad_clip = torch.dot((grad - grad_x).flatten(), x.sign().flatten())
-        else:
-            just_below = torch.nextafter(torch.tensor(c, dtype=x.dtype), torch.tensor(-math.inf, dtype=x.dtype))
-            grad_clip = torch.ops.aten.threshold_backward(grad, x, just_below.item()).sum()  # x >= clip
-        return grad_x, grad_clip.to(grad.dtype).reshape(()), None, None
+        x, clips, theta = ctx.saved_tensors
+        grad_x, grad_clips, grad_theta = _backward(grad, x, clips, theta, *ctx.grid)
+        return grad_x, grad_clips, grad_theta, None, None
 
 
 def pact_levels(bits: int, signed: bool) -> int:
@@ -94,7 +145,7 @@ def pact_levels(bits: int, signed: bool) -> int:
 
 def pact(x: Tensor, clip: Tensor, bits: int, signed: bool = False) -> Tensor:
     """PACT activation quantizer: unsigned on [0, clip] with 2^p-1 steps, or signed on [-clip, clip]."""
-    return _Pact.apply(x, clip, float(pact_levels(bits, signed)), signed)
+    return _Pact.apply(x, clip.reshape(1), None, (float(pact_levels(bits, signed)),), signed)
 
 
 class ActivationQuantizer(nn.Module):
@@ -104,19 +155,14 @@ class ActivationQuantizer(nn.Module):
         super().__init__()
         self.signed = signed
         self.bits = tuple(bits)
-        self.register_buffer("levels", torch.tensor([float(pact_levels(b, signed)) for b in bits]),
-                             persistent=False)
+        self._levels = tuple(float(pact_levels(b, signed)) for b in bits)
+        self.register_buffer("levels", torch.tensor(self._levels), persistent=False)
         self.clip = nn.Parameter(torch.full((len(bits),), float(clip)))
         self.theta: Tensor | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        if len(self.bits) == 1:
-            return pact(x, self.clip[0], self.bits[0], self.signed)
-        theta = self.theta.to(x.dtype)
-        out = theta[0] * pact(x, self.clip[0], self.bits[0], self.signed)
-        for i in range(1, len(self.bits)):
-            out = out + theta[i] * pact(x, self.clip[i], self.bits[i], self.signed)
-        return out
+        theta = None if len(self.bits) == 1 else self.theta.to(x.dtype)
+        return _Pact.apply(x, self.clip, theta, self._levels, self.signed)
 
     def scale(self) -> Tensor:
         """Effective grid step: the theta-weighted mean of the per-precision steps clip/levels."""

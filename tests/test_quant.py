@@ -1,7 +1,11 @@
+import math
+
 import pytest
 import torch
 
-from joint.quant import ActivationQuantizer, mix_weights, pact, quantize_bias, quantize_weight_stack, weight_grid
+from joint import quant
+from joint.quant import (ActivationQuantizer, mix_weights, pact, pact_gradients, pact_levels, pact_values,
+                         quantize_bias, quantize_weight_stack, weight_grid)
 
 
 def grid(*bits):
@@ -107,3 +111,66 @@ def test_pact_rounds_as_onnx_quantizelinear_does():
     x = ((torch.arange(200_000) % 250 + 0.5) * scale + torch.randn(200_000) * 1e-6).float()
     expected = torch.round(torch.clamp(x, 0, clip) / scale) * scale
     assert torch.equal(pact(x, torch.tensor(clip), 8), expected)
+
+
+def reference_pact(x, clip, levels, signed):
+    """The quantizer before it was fused (hardtanh/threshold backward kernels, a Python float clip): the formulation
+    the fused one must reproduce."""
+    class Reference(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, clip):
+            c = float(clip)
+            lo = -c if signed else 0.0
+            ctx.save_for_backward(x)
+            ctx.bounds = (lo, c)
+            return torch.clamp(x, lo, c).div_(c / levels).round_().mul_(c / levels)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            lo, c = ctx.bounds
+            grad_x = torch.ops.aten.hardtanh_backward(grad, x, lo, c)
+            if signed:
+                return grad_x, torch.dot((grad - grad_x).flatten(), x.sign().flatten())
+            below = torch.nextafter(torch.tensor(c), torch.tensor(-math.inf)).item()
+            return grad_x, torch.ops.aten.threshold_backward(grad, x, below).sum()
+    return Reference.apply(x, clip)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("bits", [(8,), (2, 4, 8)])
+def test_fused_quantizer_gives_the_values_and_gradients_of_the_unfused_one(signed, bits):
+    torch.manual_seed(0)
+    x = (torch.randn(8, 16, 12, 12) * 3).requires_grad_()
+    clips = torch.tensor([2.0, 3.5, 5.0][-len(bits):], requires_grad=True)
+    theta = torch.tensor([0.2, 0.3, 0.5][-len(bits):], requires_grad=True)
+    with torch.no_grad():  # values exactly at a clip get the clip's gradient
+        x[0, 0, 0, :len(bits)] = clips
+        x[0, 0, 1, :len(bits)] = -clips
+    quant = ActivationQuantizer(bits, signed)
+    with torch.no_grad():
+        quant.clip.copy_(clips)
+    quant.theta = theta
+    grad = torch.randn_like(x)
+    fused = quant(x)
+    fused.backward(grad)
+    got = x.grad.clone(), quant.clip.grad.clone(), None if len(bits) == 1 else theta.grad.clone()
+    x.grad, theta.grad = None, None
+    c = clips.detach().requires_grad_()
+    parts = [reference_pact(x, c[i], float(pact_levels(b, signed)), signed) for i, b in enumerate(bits)]
+    reference = parts[0] if len(bits) == 1 else sum(theta[i] * parts[i] for i in range(len(bits)))
+    reference.backward(grad)
+    assert torch.equal(fused, reference) if len(bits) == 1 else torch.allclose(fused, reference, atol=1e-6)
+    assert torch.allclose(got[0], x.grad, atol=1e-6) and torch.allclose(got[1], c.grad, rtol=1e-5, atol=1e-4)
+    if len(bits) > 1:
+        assert torch.allclose(got[2], theta.grad, rtol=1e-5, atol=1e-3)
+
+
+def test_the_plain_functions_are_the_compiled_ones():
+    torch.manual_seed(1)
+    x, grad = torch.randn(4, 8, 6, 6) * 2, torch.randn(4, 8, 6, 6)
+    clips, theta, levels = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([0.1, 0.6, 0.3]), (3.0, 15.0, 255.0)
+    assert torch.equal(quant._forward(x, clips, theta, levels, False), pact_values(x, clips, theta, levels, False))
+    for a, b in zip(quant._backward(grad, x, clips, theta, levels, True),
+                    pact_gradients(grad, x, clips, theta, levels, True)):
+        assert torch.allclose(a, b, atol=1e-5)
