@@ -53,7 +53,8 @@ class Arch:
         cin = torch.tensor(float(self.input_channels(name)), dtype=torch.float64)
         one = torch.ones(1, dtype=torch.float64)
         a_bits = torch.tensor([float(a)], dtype=torch.float64)
-        return float(cost_models.layer_cost(fn, layer.shape, cin, n, w_bits, one, a_bits))
+        with cost_models.checking():  # off the training path: table entries and kernels are checked here
+            return float(cost_models.layer_cost(fn, layer.shape, cin, n, w_bits, one, a_bits))
 
     def cost(self, model: str = "size") -> float:
         """Total cost under the cost model `model` (size in bits, bitops, MPIC or NE16 cycles)."""

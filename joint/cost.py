@@ -2,13 +2,16 @@
 
 A cost model is one function f(layer, cin, n, a, w) giving the cost of `n` output channels at weight
 precision `w` fed by `cin` input channels at activation precision `a`; `n` and `w` broadcast along the
-weight precisions (last axis), `a` along the input activation precisions (first axis). The library takes
-the exact expectation sum_i theta_in_i sum_j f(cin_eff, n_j, a_i, p_j) with n_j = sum_c theta_j,c.
+weight precisions (last axis), `a` along the input activation precisions (second-to-last axis). The library
+takes the exact expectation sum_i theta_in_i sum_j f(cin_eff, n_j, a_i, p_j) with n_j = sum_c theta_j,c.
+A model registered with batched=True also takes a LayerBatch for `layer` (every layer at once, leading axis):
+one call per network instead of one per layer, which is what keeps a cost term cheap.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -38,22 +41,65 @@ class LayerShape:
     def macs(self) -> int:
         return self.weights * self.out_hw[0] * self.out_hw[1]
 
+    @property
+    def depthwise(self) -> bool:
+        return self.kind == "dw"
+
+
+@dataclass(frozen=True)
+class LayerBatch:
+    """The static shapes of several layers as float64 tensors of shape (layers, 1, 1), to broadcast against
+    (layers, activation precisions, weight precisions): a batched cost model reads these fields."""
+
+    names: tuple[str, ...]
+    depthwise: Tensor  # bool
+    kernel: tuple[Tensor, Tensor]
+    out_hw: tuple[Tensor, Tensor]
+
+    @classmethod
+    def of(cls, shapes: list[LayerShape]) -> LayerBatch:
+        column = lambda values: torch.tensor(values, dtype=torch.float64).view(-1, 1, 1)  # noqa: E731
+        return cls(tuple(s.name for s in shapes), column([s.depthwise for s in shapes]).bool(),
+                   (column([s.kernel[0] for s in shapes]), column([s.kernel[1] for s in shapes])),
+                   (column([s.out_hw[0] for s in shapes]), column([s.out_hw[1] for s in shapes])))
+
+    def to(self, device: torch.device) -> LayerBatch:
+        return LayerBatch(self.names, self.depthwise.to(device), tuple(t.to(device) for t in self.kernel),
+                          tuple(t.to(device) for t in self.out_hw))
+
 
 CostFn = Callable[[LayerShape, Tensor, Tensor, Tensor, Tensor], Tensor]
 MODELS: dict[str, CostFn] = {}
 TARGET_ACT_BITS: dict[str, tuple[int, ...] | None] = {}  # activation precisions the target runs; None: any
+BATCHED: set[str] = set()  # models whose function also takes a LayerBatch
+_checking = False
 
 
-def register(name: str, act_bits: tuple[int, ...] | None = None) -> Callable[[CostFn], CostFn]:
+def register(name: str, act_bits: tuple[int, ...] | None = None,
+             batched: bool = False) -> Callable[[CostFn], CostFn]:
     """Decorator adding a cost model to MODELS under `name`; `act_bits` are the activation precisions its
-    hardware supports (a search with this model explores them), None if the model does not restrict them."""
+    hardware supports (a search with this model explores them), None if the model does not restrict them;
+    `batched`: the function broadcasts over a LayerBatch too (no Python branch on one layer's fields)."""
 
     def add(fn: CostFn) -> CostFn:
         MODELS[name] = fn
         TARGET_ACT_BITS[name] = None if act_bits is None else tuple(sorted(act_bits))
+        (BATCHED.add if batched else BATCHED.discard)(name)
         return fn
 
     return add
+
+
+@contextmanager
+def checking() -> Iterator[None]:
+    """Inside, cost models check their inputs (table lookups, supported kernels) and raise one-line errors; a
+    searchable net checks once per cost model, so that a training step reads no value back to the host."""
+    global _checking
+    previous, _checking = _checking, True
+    try:
+        yield
+    finally:
+        _checking = previous
 
 
 def get(name: str) -> CostFn:
@@ -69,11 +115,13 @@ def search_act_bits(name: str) -> tuple[int, ...]:
     return TARGET_ACT_BITS[name] or (8,)
 
 
-def layer_cost(fn: CostFn, layer: LayerShape, cin: Tensor, n: Tensor, w_bits: Tensor,
+def layer_cost(fn: CostFn, layer: LayerShape | LayerBatch, cin: Tensor, n: Tensor, w_bits: Tensor,
                in_probs: Tensor, a_bits: Tensor) -> Tensor:
-    """Expected cost of one layer: sum_i in_probs_i sum_j fn(cin, n_j, a_i, w_j); 0-bit channels cost 0."""
-    m = torch.where(w_bits != 0, fn(layer, cin, n[None, :], a_bits[:, None], w_bits[None, :]), 0.0)
-    return m.sum() if len(in_probs) == 1 else (in_probs[:, None] * m).sum()
+    """Expected cost of one layer, sum_i in_probs_i sum_j fn(cin, n_j, a_i, w_j), where 0-bit channels cost 0; or
+    of every layer of a LayerBatch at once (cin (L,), n (L, W), in_probs and a_bits (L, A), w_bits (W,))."""
+    m = torch.where(w_bits != 0, fn(layer, cin[..., None, None], n[..., None, :], a_bits[..., :, None],
+                                    w_bits[..., None, :]), 0.0)
+    return (in_probs[..., :, None] * m).sum()
 
 
 def regularizer(cost: Tensor, lam: float) -> Tensor:
@@ -83,13 +131,13 @@ def regularizer(cost: Tensor, lam: float) -> Tensor:
     return lam * cost
 
 
-def channel_weights(layer: LayerShape, cin: Tensor) -> Tensor:
+def channel_weights(layer: LayerShape | LayerBatch, cin: Tensor) -> Tensor:
     """Weights of one output channel fed by `cin` input channels (a depthwise channel sees one)."""
     kh, kw = layer.kernel
-    return kh * kw * (torch.ones_like(cin) if layer.kind == "dw" else cin)
+    return kh * kw * torch.where(torch.as_tensor(layer.depthwise, device=cin.device), torch.ones_like(cin), cin)
 
 
-def channel_macs(layer: LayerShape, cin: Tensor) -> Tensor:
+def channel_macs(layer: LayerShape | LayerBatch, cin: Tensor) -> Tensor:
     """MACs of one output channel fed by `cin` input channels (no bias term)."""
     return channel_weights(layer, cin) * layer.out_hw[0] * layer.out_hw[1]
 
@@ -103,27 +151,31 @@ def lut(name: str, table: dict[tuple[int, int], float]) -> Callable[[Tensor, Ten
     for (a_bits, w_bits), value in table.items():
         dense[a_bits, w_bits] = float(value)
 
+    on_device = {}
+
     def read(a: Tensor, w: Tensor) -> Tensor:
         a_idx, w_idx = torch.broadcast_tensors(a.long(), w.long())
-        inside = (a_idx >= 0) & (a_idx < top) & (w_idx >= 0) & (w_idx < top)
-        values = dense.to(a_idx.device)[a_idx.clamp(0, top - 1), w_idx.clamp(0, top - 1)]
-        bad = ~inside | values.isnan()
-        if bool(bad.any()):
-            pairs = sorted({(int(x), int(y)) for x, y in zip(a_idx[bad].tolist(), w_idx[bad].tolist())})
-            raise ValueError(f"{name} has no entry for (activation bits, weight bits) {pairs}; "
-                             f"allowed: {sorted(table)} (and weight bits 0)")
+        if a_idx.device not in on_device:
+            on_device[a_idx.device] = dense.to(a_idx.device)
+        values = on_device[a_idx.device][a_idx.clamp(0, top - 1), w_idx.clamp(0, top - 1)]
+        if _checking:
+            bad = (a_idx < 0) | (a_idx >= top) | (w_idx < 0) | (w_idx >= top) | values.isnan()
+            if bool(bad.any()):
+                pairs = sorted({(int(x), int(y)) for x, y in zip(a_idx[bad].tolist(), w_idx[bad].tolist())})
+                raise ValueError(f"{name} has no entry for (activation bits, weight bits) {pairs}; "
+                                 f"allowed: {sorted(table)} (and weight bits 0)")
         return values.to(a.dtype)
 
     return read
 
 
-@register("size")
+@register("size", batched=True)
 def size(layer: LayerShape, cin: Tensor, n: Tensor, a: Tensor, w: Tensor) -> Tensor:
     """Bits of the weights (no bias, BatchNorm folded)."""
     return channel_weights(layer, cin) * n * w
 
 
-@register("bitops")
+@register("bitops", batched=True)
 def bitops(layer: LayerShape, cin: Tensor, n: Tensor, a: Tensor, w: Tensor) -> Tensor:
     """MACs times weight bits times input activation bits."""
     return channel_macs(layer, cin) * n * w * a
@@ -137,7 +189,7 @@ MPIC_MACS_PER_CYCLE = {  # Ottavi et al., MPIC: throughput by (activation bits, 
 _mpic_cycles_per_mac = lut("mpic", {pair: 1.0 / thr for pair, thr in MPIC_MACS_PER_CYCLE.items()})
 
 
-@register("mpic", act_bits=(2, 4, 8))
+@register("mpic", act_bits=(2, 4, 8), batched=True)
 def mpic(layer: LayerShape, cin: Tensor, n: Tensor, a: Tensor, w: Tensor) -> Tensor:
     """Cycles on the MPIC RISC-V core: MACs (no bias term) over the MAC/cycle of the (a, w) pair."""
     return channel_macs(layer, cin) * n * _mpic_cycles_per_mac(a, w)
@@ -163,11 +215,15 @@ def _mod(a: Tensor, b: int) -> Tensor:
     return _ste(a, a.detach() - b * torch.floor(a.detach() / b))
 
 
-def _ne16_sublayer(ko: Tensor, ki: Tensor, out_hw: tuple[int, int], w: Tensor, mode: str) -> Tensor:
+def _spatial_tiles(size: int | Tensor) -> int | Tensor:
+    return math.ceil(size / 3) if isinstance(size, int) else torch.ceil(size / 3)
+
+
+def _ne16_sublayer(ko: Tensor, ki: Tensor, out_hw: tuple, w: Tensor, mode: str) -> Tensor:
     """NE16 cycles of one sub-layer (method notes 3.5): ko output channels, ki inputs, mode 1x1/3x3/dw."""
     k_body = 16 if mode == "dw" else 32
     load = 19 if mode == "1x1" else 31
-    n_sp = math.ceil(out_hw[0] / 3) * math.ceil(out_hw[1] / 3)
+    n_sp = _spatial_tiles(out_hw[0]) * _spatial_tiles(out_hw[1])
     n_in = _ceil_div(ki, 16)
 
     def iteration(k: Tensor | int) -> Tensor:
@@ -182,20 +238,15 @@ def _ne16_sublayer(ko: Tensor, ki: Tensor, out_hw: tuple[int, int], w: Tensor, m
     return n_sp * (n_body * iteration(k_body) + has_rem * iteration(rem))
 
 
-@register("ne16", act_bits=(8,))
-def ne16(layer: LayerShape, cin: Tensor, n: Tensor, a: Tensor, w: Tensor) -> Tensor:
+@register("ne16", act_bits=(8,), batched=True)
+def ne16(layer: LayerShape | LayerBatch, cin: Tensor, n: Tensor, a: Tensor, w: Tensor) -> Tensor:
     """Cycles on GAP9's NE16 engine (8-bit activations): analytical tile model, kernels split in 3x3 and 1x1."""
     kh, kw = layer.kernel
-    a = torch.zeros_like(a)  # NE16 runs every layer at 8-bit activations: the cost does not depend on a
-    if layer.kind == "dw":
-        if layer.kernel != (3, 3):
-            raise ValueError(f"ne16 supports depthwise kernels (3, 3) only; layer {layer.name} has {layer.kernel}")
-        return _ne16_sublayer(n, cin, layer.out_hw, w, "dw") + a
+    if _checking and isinstance(layer, LayerShape) and layer.depthwise and layer.kernel != (3, 3):
+        raise ValueError(f"ne16 supports depthwise kernels (3, 3) only; layer {layer.name} has {layer.kernel}")
     n3 = (kh // 3) * (kw // 3)
     n1 = (kh % 3) * kw + (kw % 3) * kh - (kh % 3) * (kw % 3)
-    lat = a + 0.0
-    if n3:
-        lat = lat + n3 * _ne16_sublayer(n, cin, layer.out_hw, w, "3x3")
-    if n1:
-        lat = lat + n1 * _ne16_sublayer(n, cin, layer.out_hw, w, "1x1")
-    return lat
+    plain = n3 * _ne16_sublayer(n, cin, layer.out_hw, w, "3x3") + n1 * _ne16_sublayer(n, cin, layer.out_hw, w, "1x1")
+    depthwise = _ne16_sublayer(n, cin, layer.out_hw, w, "dw")
+    # NE16 runs every layer at 8-bit activations: the cost does not depend on a
+    return torch.where(torch.as_tensor(layer.depthwise, device=n.device), depthwise, plain) + torch.zeros_like(a)

@@ -58,12 +58,12 @@ def quantize_bias(b: Tensor, scale: Tensor) -> Tensor:
     return q + (b - b.detach()) * (scale != 0)
 
 
-def _grid(clip: Tensor, levels: float, signed: bool) -> tuple[Tensor, Tensor]:
+def _grid(clip: Tensor, levels: int, signed: bool) -> tuple[Tensor, Tensor]:
     """Lower bound and step of a PACT grid; the step rounded to float32 from double, as ONNX stores it."""
     return (-clip if signed else torch.zeros_like(clip)), (clip.double() / levels).to(clip.dtype)
 
 
-def pact_values(x: Tensor, clips: Tensor, theta: Tensor | None, levels: tuple[float, ...], signed: bool) -> Tensor:
+def pact_values(x: Tensor, clips: Tensor, theta: Tensor | None, levels: tuple[int, ...], signed: bool) -> Tensor:
     """sum_i theta_i * round(clamp(x, lo_i, clip_i) / step_i) * step_i over the precisions (theta None: one)."""
     out = None
     for i, level in enumerate(levels):
@@ -74,7 +74,7 @@ def pact_values(x: Tensor, clips: Tensor, theta: Tensor | None, levels: tuple[fl
     return out
 
 
-def pact_gradients(grad: Tensor, x: Tensor, clips: Tensor, theta: Tensor | None, levels: tuple[float, ...],
+def pact_gradients(grad: Tensor, x: Tensor, clips: Tensor, theta: Tensor | None, levels: tuple[int, ...],
                    signed: bool) -> tuple[Tensor, Tensor, Tensor | None]:
     """PACT's gradients: to x where lo < x < clip (straight through), to each clip the gradient of the values it
     clipped (signed: with their sign), to each theta_i the gradient times the values quantized at precision i."""
@@ -97,27 +97,30 @@ def pact_gradients(grad: Tensor, x: Tensor, clips: Tensor, theta: Tensor | None,
     return grad_x, torch.stack(grad_clips), None if theta is None else torch.stack(grad_theta)
 
 
-def _compiled(fn):
-    """`fn` compiled once for every input shape (one fused pass over the tensor for all precisions), or `fn`
-    itself where compiling is switched off (JOINT_COMPILE=0) or fails (no C++ compiler, say)."""
-    if os.environ.get("JOINT_COMPILE", "1") == "0":
-        return fn
-    compiled = torch.compile(fn, dynamic=True)
-
-    def call(*args):
-        nonlocal compiled
-        if compiled is not fn:
-            try:
-                return compiled(*args)
-            except torch._dynamo.exc.BackendCompilerFailed as err:
-                warnings.warn(f"joint: compiling the activation quantizer failed ({type(err).__name__}); running "
-                              f"it uncompiled, which is slower", stacklevel=2)
-                compiled = fn
-        return fn(*args)
-    return call
+_kernels: dict[tuple, object] = {}
 
 
-_forward, _backward = _compiled(pact_values), _compiled(pact_gradients)
+def _kernel(fn, levels: tuple[int, ...], signed: bool):
+    """`fn` for one grid (levels, signed), compiled once for every input shape: one fused pass over the tensor for
+    all precisions, the grid constants folded in (no Python number is read from a tensor). Plain PyTorch where
+    compiling is switched off (JOINT_COMPILE=0) or fails (no C++ compiler, say)."""
+    key = (fn, levels, signed)
+    if key not in _kernels:
+        def grid_fn(*tensors):
+            return fn(*tensors, levels, signed)
+        _kernels[key] = grid_fn if os.environ.get("JOINT_COMPILE", "1") == "0" else torch.compile(grid_fn, dynamic=True)
+    return _kernels[key]
+
+
+def _run(fn, levels: tuple[int, ...], signed: bool, *tensors):
+    kernel = _kernel(fn, levels, signed)
+    try:
+        return kernel(*tensors)
+    except torch._dynamo.exc.BackendCompilerFailed as err:
+        warnings.warn(f"joint: compiling the activation quantizer failed ({type(err).__name__}); running it "
+                      f"uncompiled, which is slower", stacklevel=2)
+        _kernels[(fn, levels, signed)] = lambda *t: fn(*t, levels, signed)
+        return fn(*tensors, levels, signed)
 
 
 class _Pact(torch.autograd.Function):
@@ -125,17 +128,37 @@ class _Pact(torch.autograd.Function):
     each one fused pass over the tensor, with no value read back to the host."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, clips: Tensor, theta: Tensor | None, levels: tuple[float, ...],
+    def forward(ctx, x: Tensor, clips: Tensor, theta: Tensor | None, levels: tuple[int, ...],
                 signed: bool) -> Tensor:
         ctx.save_for_backward(x, clips, theta)
         ctx.grid = (levels, signed)
-        return _forward(x, clips, theta, levels, signed)
+        flat, shaped = _flat(x)
+        return shaped(_run(pact_values, levels, signed, flat, clips, theta))
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, clips, theta = ctx.saved_tensors
-        grad_x, grad_clips, grad_theta = _backward(grad, x, clips, theta, *ctx.grid)
-        return grad_x, grad_clips, grad_theta, None, None
+        flat, shaped = _flat(x)
+        grad_flat, _ = _flat(grad.contiguous(memory_format=_layout(x)))
+        grad_x, grad_clips, grad_theta = _run(pact_gradients, *ctx.grid, grad_flat, flat, clips, theta)
+        return shaped(grad_x), grad_clips, grad_theta, None, None
+
+
+def _layout(x: Tensor) -> torch.memory_format:
+    channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def _flat(x: Tensor):
+    """`x`'s elements as a 1-D view in memory order, and the function giving a 1-D result `x`'s shape and layout
+    back: the compiled kernels see one dynamic length whatever the tensor (one compilation, not one per shape).
+    Both are detached, so neither is a view: the compiler guards on no base tensor, and autograd lets a caller
+    modify the quantizer's output in place."""
+    if _layout(x) == torch.channels_last:
+        n, c, h, w = x.shape
+        return x.permute(0, 2, 3, 1).reshape(-1).detach(), lambda y: y.view(n, h, w, c).permute(0, 3, 1, 2).detach()
+    x = x.contiguous()
+    return x.view(-1).detach(), lambda y: y.view(x.shape).detach()
 
 
 def pact_levels(bits: int, signed: bool) -> int:
@@ -145,7 +168,7 @@ def pact_levels(bits: int, signed: bool) -> int:
 
 def pact(x: Tensor, clip: Tensor, bits: int, signed: bool = False) -> Tensor:
     """PACT activation quantizer: unsigned on [0, clip] with 2^p-1 steps, or signed on [-clip, clip]."""
-    return _Pact.apply(x, clip.reshape(1), None, (float(pact_levels(bits, signed)),), signed)
+    return _Pact.apply(x, clip.reshape(1), None, (pact_levels(bits, signed),), signed)
 
 
 class ActivationQuantizer(nn.Module):
@@ -155,7 +178,7 @@ class ActivationQuantizer(nn.Module):
         super().__init__()
         self.signed = signed
         self.bits = tuple(bits)
-        self._levels = tuple(float(pact_levels(b, signed)) for b in bits)
+        self._levels = tuple(pact_levels(b, signed) for b in bits)
         self.register_buffer("levels", torch.tensor(self._levels), persistent=False)
         self.clip = nn.Parameter(torch.full((len(bits),), float(clip)))
         self.theta: Tensor | None = None

@@ -64,20 +64,23 @@ def init_logits(bits: tuple[int, ...], channels: int) -> Tensor:
 
 
 def hard_choice(theta: Tensor, zero_index: int | None) -> Tensor:
-    """Argmax precision index per channel; if every channel picks 0 bits, the least-pruned one stays alive."""
+    """Argmax precision index per channel; if every channel picks 0 bits, the least-pruned one stays alive (tensor
+    ops only: nothing is read back to the host)."""
     index = theta.argmax(dim=0)
-    if zero_index is not None and theta.shape[0] > 1 and bool((index == zero_index).all()):
-        keep = int(theta[zero_index].argmin())
-        alive = theta[:, keep].clone()
-        alive[zero_index] = -float("inf")
-        index[keep] = alive.argmax()
-    return index
+    if zero_index is None or theta.shape[0] == 1:
+        return index
+    keep = theta[zero_index].argmin()
+    alive = theta.index_select(1, keep.view(1))[:, 0].index_fill(0, torch.tensor(zero_index, device=theta.device),
+                                                                  -float("inf"))
+    rescued = index.index_put((keep.view(1),), alive.argmax().view(1))
+    return torch.where((index == zero_index).all(), rescued, index)
 
 
-def sample(alpha: Tensor, temperature: float, mode: str, zero_index: int | None) -> Tensor:
+def sample(alpha: Tensor, temperature: float | Tensor, mode: str, zero_index: int | None) -> Tensor:
     """theta over precisions (dim 0): softmax(alpha/T), a Gumbel-softmax draw, or the argmax one-hot (STE)."""
-    if mode == "gumbel":
-        return F.gumbel_softmax(alpha, tau=temperature, dim=0)
+    if mode == "gumbel":  # F.gumbel_softmax, with a temperature that may be a tensor
+        gumbels = -torch.empty_like(alpha).exponential_().log()
+        return torch.softmax((alpha + gumbels) / temperature, dim=0)
     soft = torch.softmax(alpha / temperature, dim=0)
     if mode == "softmax":
         return soft
@@ -151,6 +154,79 @@ class LayerWiring:
     input_act: str | None
 
 
+@dataclass
+class CostPlan:
+    """A searchable net's wiring as index tensors: every layer's expected cost in one call of a batched cost model.
+
+    Weight precisions are the search space's (W); a group without one of them (the output layer has no 0 bits)
+    counts no channel there. Activation precisions per layer are the space's (A) for a searched input, else one,
+    padded with zero probability."""
+
+    shapes: list[cost_models.LayerShape]
+    layers: cost_models.LayerBatch
+    groups: list[str]
+    place: list[Tensor]  # per group: (its precisions, W) 0/1, its counts among the space's precisions
+    columns: list[Tensor]  # per layer: the columns of W its group has
+    group_index: Tensor  # (L,) the group of each layer's output channels
+    input_index: Tensor  # (L,) the group feeding each layer (0 where none)
+    has_input: Tensor  # (L,) bool: fed by a group (else a fixed number of channels)
+    multiplier: Tensor  # (L,) flatten multiplier
+    static_cin: Tensor  # (L,)
+    channels: Tensor  # (G,)
+    zero_column: int | None
+    w_bits: Tensor  # (W,)
+    act_keys: list[str]  # searched activation quantizers, rows of the probabilities
+    act_index: Tensor  # (L,) row of each layer's input probabilities (len(act_keys): not searched)
+    act_counts: list[int]  # per layer: activation precisions it really has
+    a_bits: Tensor  # (L, A)
+    fixed_probs: Tensor  # (A,) one-hot on the first entry
+
+    @classmethod
+    def of(cls, net: SearchableNet) -> CostPlan:
+        f64, long = torch.float64, torch.long
+        w_bits, groups = net.space.weight_bits, list(net.groups)
+        act_keys, a_count = list(net.act_logits), len(net.space.act_bits)
+        place = [torch.tensor([[float(b == w) for w in w_bits] for b in net.groups[g].bits], dtype=f64)
+                 for g in groups]
+        wires = list(net.wiring.values())
+        a_rows, act_index, act_counts = [], [], []
+        for wire in wires:
+            searched = wire.input_act in net.act_logits
+            bits = net.space.act_bits if searched else (net.space.act_bits[0] if wire.input_act else 32,)
+            a_rows.append(list(bits) + [bits[0]] * (a_count - len(bits)))
+            act_index.append(act_keys.index(wire.input_act) if searched else len(act_keys))
+            act_counts.append(len(bits))
+        shapes = [wire.shape for wire in wires]
+        return cls(
+            shapes, cost_models.LayerBatch.of(shapes), groups, place,
+            [torch.tensor([w_bits.index(b) for b in net.groups[wire.group].bits]) for wire in wires],
+            torch.tensor([groups.index(w.group) for w in wires], dtype=long),
+            torch.tensor([groups.index(w.input_group) if w.input_group else 0 for w in wires], dtype=long),
+            torch.tensor([w.input_group is not None for w in wires]),
+            torch.tensor([float(w.input_multiplier) for w in wires], dtype=f64),
+            torch.tensor([float(w.shape.cin) for w in wires], dtype=f64),
+            torch.tensor([float(net.groups[g].channels) for g in groups], dtype=f64),
+            w_bits.index(0) if 0 in w_bits else None, torch.tensor(w_bits, dtype=f64), act_keys,
+            torch.tensor(act_index, dtype=long), act_counts, torch.tensor(a_rows, dtype=f64),
+            torch.eye(a_count, dtype=f64)[0])
+
+    def to(self, device: torch.device) -> CostPlan:
+        moved = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in vars(self).items()}
+        moved.update(layers=self.layers.to(device), place=[p.to(device) for p in self.place],
+                     columns=[c.to(device) for c in self.columns])
+        return CostPlan(**moved)
+
+    def check(self, fn: cost_models.CostFn) -> None:
+        """Evaluate `fn` once per layer on the CPU with checks on (table entries, supported kernels): the one-line
+        errors come here, before training, and no step needs to read a value back."""
+        cpu = self.to(torch.device("cpu"))
+        one = torch.ones((), dtype=torch.float64)
+        with cost_models.checking():
+            for i, shape in enumerate(cpu.shapes):
+                w = cpu.w_bits[cpu.columns[i]]
+                fn(shape, one, torch.ones_like(w), cpu.a_bits[i, :cpu.act_counts[i], None], w[None, :])
+
+
 class SearchableNet(nn.Module):
     """A float model made searchable: BatchNorm folded, channel groups tied, one decision per group and channel."""
 
@@ -173,16 +249,8 @@ class SearchableNet(nn.Module):
         self.register_buffer("_temperature", torch.tensor(1.0, dtype=torch.float64))
         self.sampling = "softmax"
         self._cache: tuple | None = None
-        self._constants = {name: self._layer_constants(wire) for name, wire in wiring.items()}
-
-    def _layer_constants(self, wire: LayerWiring) -> tuple[Tensor, Tensor, Tensor]:
-        """Static cin, weight bits of the layer's group, activation bits of its input (float64)."""
-        f64 = torch.float64
-        a_bits = self.space.act_bits if wire.input_act in self.act_logits else self.space.act_bits[:1]
-        if wire.input_act is None:
-            a_bits = (32,)
-        return (torch.tensor(float(wire.shape.cin), dtype=f64), torch.tensor(self.groups[wire.group].bits, dtype=f64),
-                torch.tensor(a_bits, dtype=f64))
+        self._plan = CostPlan.of(self)
+        self._checked: set[str] = set()  # cost models whose inputs this net has checked (once, not in every step)
 
     def __getstate__(self):
         return {**super().__getstate__(), "_cache": None}
@@ -192,8 +260,7 @@ class SearchableNet(nn.Module):
         moves the cost constants along (once, not at every step)."""
         self._cache = None
         result = super()._apply(fn, recurse)
-        device = self._temperature.device
-        self._constants = {name: tuple(c.to(device) for c in consts) for name, consts in self._constants.items()}
+        self._plan = self._plan.to(self._temperature.device)
         return result
 
     # -- parameters -----------------------------------------------------------------------------------
@@ -238,10 +305,10 @@ class SearchableNet(nn.Module):
         return self.sampling if self.training else "hard"
 
     def _state_key(self) -> tuple:
-        return (self._mode(), self.temperature, tuple(p._version for p in self.arch_parameters()))
+        return (self._mode(), self._temperature._version, tuple(p._version for p in self.arch_parameters()))
 
     def _sample(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        mode, t = self._mode(), self.temperature
+        mode, t = self._mode(), self._temperature
         thetas = {g: sample(self.logits[g], t, mode, grp.zero_index) for g, grp in self.groups.items()}
         act_thetas = {k: sample(a[:, None], t, mode, None)[:, 0] for k, a in self.act_logits.items()}
         for key, theta in act_thetas.items():
@@ -273,26 +340,25 @@ class SearchableNet(nn.Module):
         cost together, in one backward per step.
         """
         fn = cost_models.get(name)
+        plan = self._plan
+        if name not in self._checked:
+            plan.check(fn)
+            self._checked.add(name)
         thetas, act_thetas = self.thetas()
-        counts, alive = {}, {}
-        for g, grp in self.groups.items():
+        counts = []
+        for g, place in zip(plan.groups, plan.place):
             theta = thetas[g]
-            n = theta.sum(1) if theta.shape[1] > 1 else theta[:, 0] * grp.channels
-            counts[g] = n
-            alive[g] = grp.channels - n[grp.zero_index] if grp.zero_index is not None else n.sum()
-        device = self._temperature.device
-        one = torch.ones(1, dtype=torch.float64, device=device)
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        for layer, wire in self.wiring.items():
-            static_cin, w_bits, a_bits = self._constants[layer]
-            cin = static_cin
-            if wire.input_group is not None:
-                cin = alive[wire.input_group]
-                if wire.input_multiplier != 1:
-                    cin = cin * wire.input_multiplier
-            in_probs = act_thetas.get(wire.input_act, one)
-            total = total + cost_models.layer_cost(fn, wire.shape, cin, counts[wire.group], w_bits, in_probs, a_bits)
-        return total
+            counts.append((theta.sum(1) if theta.shape[1] > 1 else theta[:, 0] * self.groups[g].channels) @ place)
+        counts = torch.stack(counts)  # (groups, weight precisions)
+        alive = plan.channels if plan.zero_column is None else plan.channels - counts[:, plan.zero_column]
+        cin = torch.where(plan.has_input, alive[plan.input_index] * plan.multiplier, plan.static_cin)
+        n = counts[plan.group_index]
+        probs = torch.stack([act_thetas[k] for k in plan.act_keys] + [plan.fixed_probs])[plan.act_index]
+        if name in cost_models.BATCHED:
+            return cost_models.layer_cost(fn, plan.layers, cin, n, plan.w_bits, probs, plan.a_bits)
+        return sum(cost_models.layer_cost(fn, shape, cin[i], n[i, cols], plan.w_bits[cols], probs[i, :acts],
+                                          plan.a_bits[i, :acts])
+                   for i, (shape, cols, acts) in enumerate(zip(plan.shapes, plan.columns, plan.act_counts)))
 
     def at_initial_choice(self) -> bool:
         """Whether every channel and searched activation still argmaxes to the precision it started at (the

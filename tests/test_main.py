@@ -98,7 +98,7 @@ def test_run_searches_with_a_cost_model_and_activation_precisions(capsys, tmp_pa
     (["run", "--method", "joint", "--act-bits", "8,x", "--profile", "smoke"],
      "error: act_bits must be comma-separated integers such as 2,4,8; got '8,x'"),
     (["scan", "--lams", "0.5,x", "--profile", "smoke"], "error: lams must be comma-separated numbers such as 0.5,2"),
-    (["scan", "--lams", "1", "--method", "w8a8", "--profile", "smoke"],
+    (["scan", "--lams", "0", "--method", "w8a8", "--profile", "smoke"],
      "error: scan takes a search with a lambda (joint, mixprec, edmips, pit); got method 'w8a8'"),
 ])
 def test_bad_experiment_input_is_one_line(capsys, tmp_path, argv, message):

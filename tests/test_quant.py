@@ -169,8 +169,20 @@ def test_fused_quantizer_gives_the_values_and_gradients_of_the_unfused_one(signe
 def test_the_plain_functions_are_the_compiled_ones():
     torch.manual_seed(1)
     x, grad = torch.randn(4, 8, 6, 6) * 2, torch.randn(4, 8, 6, 6)
-    clips, theta, levels = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([0.1, 0.6, 0.3]), (3.0, 15.0, 255.0)
-    assert torch.equal(quant._forward(x, clips, theta, levels, False), pact_values(x, clips, theta, levels, False))
-    for a, b in zip(quant._backward(grad, x, clips, theta, levels, True),
+    clips, theta, levels = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([0.1, 0.6, 0.3]), (3, 15, 255)
+    assert torch.equal(quant._run(pact_values, levels, False, x, clips, theta),
+                       pact_values(x, clips, theta, levels, False))
+    for a, b in zip(quant._run(pact_gradients, levels, True, grad, x, clips, theta),
                     pact_gradients(grad, x, clips, theta, levels, True)):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_quantized_output_can_be_modified_in_place(channels_last):
+    x = torch.randn(2, 4, 3, 3).requires_grad_()
+    inp = x.to(memory_format=torch.channels_last) if channels_last else x
+    out = ActivationQuantizer((8,), signed=True)(inp)
+    out += 1.0  # a residual block adding in place; autograd refuses this on a view made inside a Function
+    out.sum().backward()
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert torch.equal(x.grad, torch.ones_like(x))

@@ -167,3 +167,69 @@ def test_channels_last_training_returns_a_contiguous_model_that_evaluates_alike(
                          channels_last=True)
     assert all(p.is_contiguous() for p in model.parameters())
     assert train.evaluate(model, data[1])[0] == pytest.approx(result.curve[result.best_epoch - 1]["val_accuracy"])
+
+
+HOST_READS = (("item", torch.Tensor.item), ("__float__", torch.Tensor.__float__), ("__bool__", torch.Tensor.__bool__))
+
+
+@pytest.mark.parametrize("act_bits,cost", [((8,), "size"), ((2, 4, 8), "mpic"), ((8,), "ne16")])
+@pytest.mark.parametrize("phase", ["search", "finetune"])
+def test_a_training_step_reads_no_value_back_to_the_host(monkeypatch, act_bits, cost, phase):
+    torch.manual_seed(0)
+    x, y = torch.rand(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    net = joint.searchable(joint.models.resnet8(), joint.SearchSpace((0, 2, 4, 8), act_bits), x).train()
+    if phase == "finetune":
+        net.freeze()
+    optimizers = [torch.optim.Adam(net.weight_parameters(), 1e-3)]
+    if phase == "search":
+        optimizers.append(torch.optim.SGD(net.arch_parameters(), 1e-2, momentum=0.9))
+    penalty = Penalty(1.0, cost, 1e6)
+
+    def step():
+        loss = F.cross_entropy(net(x), y) + (penalty(net, 1.0) if phase == "search" else 0.0)
+        for o in optimizers:
+            o.zero_grad(set_to_none=True)
+        loss.backward()
+        for o in optimizers:
+            o.step()
+
+    step()  # the first step checks the cost model's inputs once
+    reads = []
+    for name, original in HOST_READS:
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _o=original, **k: (reads.append(self), _o(self))[1])
+    step()
+    monkeypatch.undo()
+    counters = {id(o.state[p]["step"]) for o in optimizers for p in o.state if "step" in o.state[p]}
+    assert [t for t in reads if id(t) not in counters] == []  # only the optimisers' host-side step counters
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: no GPU on this machine")
+def test_a_training_step_on_cuda_never_synchronises():
+    torch.manual_seed(0)
+    device = torch.device("cuda")
+    x, y = torch.rand(16, 3, 32, 32, device=device), torch.randint(0, 10, (16,), device=device)
+    net = joint.searchable(joint.models.resnet8(), joint.SearchSpace((0, 2, 4, 8), (2, 4, 8)), x.cpu()).to(device)
+    net.train()
+    optimizers = [torch.optim.Adam(net.weight_parameters(), 1e-3),
+                  torch.optim.SGD(net.arch_parameters(), 1e-2, momentum=0.9)]
+    penalty = Penalty(1.0, "mpic", 1e6)
+
+    def step():
+        loss = F.cross_entropy(net(x), y) + penalty(net, 1.0)
+        for o in optimizers:
+            o.zero_grad(set_to_none=True)
+        loss.backward()
+        for o in optimizers:
+            o.step()
+
+    step()
+    net.freeze()
+    step()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        step()
+        net.train()
+        step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
