@@ -35,6 +35,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/step_time.py
+	$(PY) benchmarks/data_pipeline.py
 
 lab: setup
 	$(VENV)/bin/jupyter lab $(ROOT_FLAG)
