@@ -1,7 +1,9 @@
 """Fake quantizers with straight-through gradients: per-channel weights, PACT activations, bias."""
 from __future__ import annotations
 
+import logging
 import os
+import types
 import warnings
 
 import torch
@@ -100,6 +102,16 @@ def pact_gradients(grad: Tensor, x: Tensor, clips: Tensor, theta: Tensor | None,
 _kernels: dict[tuple, object] = {}
 
 
+class _NoCudaNotice(logging.Filter):
+    """Drops the compiler's notice that no CUDA runtime is found, which it prints when building a CPU kernel."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No CUDA runtime is found" not in record.getMessage()
+
+
+logging.getLogger("torch.utils.cpp_extension").addFilter(_NoCudaNotice())
+
+
 def _kernel(fn, levels: tuple[int, ...], signed: bool):
     """`fn` for one grid (levels, signed), compiled once for every input shape: one fused pass over the tensor for
     all precisions, the grid constants folded in (no Python number is read from a tensor). Plain PyTorch where
@@ -108,6 +120,10 @@ def _kernel(fn, levels: tuple[int, ...], signed: bool):
     if key not in _kernels:
         def grid_fn(*tensors):
             return fn(*tensors, levels, signed)
+        # a code object of its own per grid: the compiler caches (and caps its recompilations) per code object, so
+        # closures sharing one would fall back to uncompiled code after a few grids
+        code = grid_fn.__code__.replace(co_name=f"pact_{fn.__name__}_{'_'.join(map(str, levels))}_{int(signed)}")
+        grid_fn = types.FunctionType(code, grid_fn.__globals__, code.co_name, None, grid_fn.__closure__)
         _kernels[key] = grid_fn if os.environ.get("JOINT_COMPILE", "1") == "0" else torch.compile(grid_fn, dynamic=True)
     return _kernels[key]
 

@@ -9,7 +9,7 @@ import torchvision
 import joint
 from helpers import random_assignment, trained_like
 from joint.export import _OnnxGraph as OnnxGraph
-from joint.experiments import RunConfig, Store, run
+from joint.experiments import RunConfig, Store, load_model, project_path, run
 from joint.export import compare_onnx, onnx_accuracy, onnx_sizes, required_opset
 
 
@@ -194,3 +194,17 @@ def test_every_uniform_precision_loads_in_onnxruntime_with_its_default_optimisat
         assert torch.equal(run_onnx(tmp_path / "m.onnx", x).argmax(1), net(x).argmax(1))
     check = compare_onnx(net, x)
     assert check["quantizers"] == 0.0 and check["layers"] <= 1e-4
+
+
+def test_a_committed_quick_profile_point_runs_in_onnxruntime_at_its_recorded_accuracy(tmp_path):
+    store = Store(results=project_path("results"), cache=tmp_path / "c", progress=False)
+    record = store.read_record(RunConfig("digits", "joint", 1.0, "size", profile="quick"))
+    assert record is not None, "the quick profile's reference records are committed with their models"
+    net = load_model(record, store)
+    test = store.benchmark("digits").test
+    model = joint.export_onnx(net, tmp_path / "m.onnx")
+    check = compare_onnx(net, test.inputs[:64])
+    assert check["quantizers"] == 0.0 and check["layers"] <= 1e-4 and check["end_to_end"] <= 1e-4
+    assert onnx_accuracy(tmp_path / "m.onnx", test) == record["metrics"]["test_accuracy"]
+    arch_bytes = joint.Arch.from_dict(record["arch"]).size_kb() * 1000
+    assert abs(onnx_sizes(model)["weights"] - arch_bytes) <= 0.01 * arch_bytes

@@ -186,3 +186,14 @@ def test_quantized_output_can_be_modified_in_place(channels_last):
     out.sum().backward()
     assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
     assert torch.equal(x.grad, torch.ones_like(x))
+
+
+def test_every_grid_keeps_its_compiled_kernel(caplog):
+    x = torch.randn(4, 8, 5, 5).requires_grad_()
+    for signed in (False, True):
+        for bits in [(2,), (4,), (8,), (2, 4), (4, 8), (2, 4, 8)]:
+            quant = ActivationQuantizer(bits, signed)
+            quant.theta = None if len(bits) == 1 else torch.full((len(bits),), 1 / len(bits))
+            quant(x).sum().backward()
+    assert not [r for r in caplog.records if "recompile" in r.getMessage()], \
+        "a kernel fell back to uncompiled code after too many recompilations"
