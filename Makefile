@@ -1,11 +1,13 @@
 # make reproduce: set up .venv (pinned, idempotent), train what is pending and execute every notebook;
-# make test: unit tests + notebooks. PROFILE=smoke|quick|cpu|paper, BENCHMARKS="cifar10 ...", EXECUTOR=serial|dask,
+# make test: unit tests + notebooks. PROFILE=smoke|quick|cpu|paper, BENCHMARKS="cifar10 ...",
+# EXECUTOR=local|serial|dask (local, the default: one single-threaded process per core, or WORKERS=n), DASK_SCHEDULER=,
 # DATA=<folder holding the datasets> (default data/; e.g. DATA=../shared/data for an image-folder copy of CIFAR-10).
 PYTHON ?= python3.11
 PROFILE ?= quick
 BENCHMARKS ?=
 DATA ?= data
-EXECUTOR ?= serial
+EXECUTOR ?= local
+WORKERS ?=
 DASK_SCHEDULER ?=
 RUN_FLAGS = --profile $(PROFILE) --data "$(DATA)" $(if $(BENCHMARKS),--benchmarks "$(BENCHMARKS)",)
 VENV := .venv
@@ -25,7 +27,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 reproduce: setup
-	$(PY) -m joint reproduce $(RUN_FLAGS) --executor $(EXECUTOR) $(if $(DASK_SCHEDULER),--scheduler $(DASK_SCHEDULER),)
+	$(PY) -m joint reproduce $(RUN_FLAGS) --executor $(EXECUTOR) $(if $(WORKERS),--workers $(WORKERS),) $(if $(DASK_SCHEDULER),--scheduler $(DASK_SCHEDULER),)
 
 estimate: setup
 	$(PY) -m joint estimate $(RUN_FLAGS)

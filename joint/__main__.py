@@ -226,12 +226,15 @@ def reproduce(args: argparse.Namespace) -> str:
     from . import executors
 
     benchmarks = _benchmarks(args)
-    where = " (measured on this driver machine, not on the Dask workers)" if args.executor == "dask" else ""
+    where = {"dask": " (measured on this driver machine, not on the Dask workers)",
+             "local": " (measured in one process; the runs train in single-threaded processes, one per core)"}
+    where = where.get(args.executor, "")
     print(estimate(args) + where, flush=True)
     started = time.perf_counter()
     store = _store(args)
     for benchmark in benchmarks:
-        records = executors.run_sweep(_all_runs(benchmark, args.profile), store, args.executor, args.scheduler)
+        records = executors.run_sweep(_all_runs(benchmark, args.profile), store, args.executor, args.scheduler,
+                                       args.workers)
         for line in experiments.warnings_of(records):
             print(line, flush=True)
     out_dir = experiments.project_path(args.results) / args.profile / "notebooks"
@@ -295,7 +298,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if name == "reproduce":
             p.add_argument("--figures", default="figures", help="figures directory (default: figures)")
-            p.add_argument("--executor", default="serial", help="serial, or dask (with --scheduler)")
+            p.add_argument("--executor", default="local",
+                           help="local (default: single-threaded processes here, one per core), serial (this "
+                                "process, every thread), or dask (with --scheduler)")
+            p.add_argument("--workers", type=int, help="local only: number of processes (default: one per core)")
             p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
             continue
         p.add_argument("--benchmark", default="digits", help="benchmark (default: digits)")

@@ -1,4 +1,6 @@
-"""Sweep executors: "serial" trains the pending runs in this process, "dask" sends each to a Dask cluster as a task.
+"""Sweep executors: "serial" trains the pending runs in this process, "local" in single-threaded worker processes on
+this machine, one per core (small models gain nearly a factor of the core count: their steps are too small for
+threads to share), "dask" sends each to a Dask cluster as a task.
 
 With "dask", this process (the driver) is the only writer of run records: workers train and return them. Workers
 must see the store's results, cache and data folders at the same absolute paths as the driver (a shared
@@ -12,29 +14,39 @@ worker's cores with `OMP_NUM_THREADS=8 dask worker ...`.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from dataclasses import replace
 
-from distributed import Client, Future, as_completed
+from distributed import Client, Future, LocalCluster, as_completed
 from tqdm.auto import tqdm
 
 from . import experiments, profiles
 from .experiments import RunConfig, Store
 
-EXECUTORS = ("serial", "dask")
+EXECUTORS = ("serial", "local", "dask")
+SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def run_sweep(configs: list[RunConfig], store: Store, executor: str = "serial",
-              scheduler: str | None = None) -> list[dict]:
-    """Records of every config, in order; only the runs not recorded yet are trained, here or on a Dask cluster."""
+def run_sweep(configs: list[RunConfig], store: Store, executor: str = "serial", scheduler: str | None = None,
+              workers: int | None = None) -> list[dict]:
+    """Records of every config, in order; only the runs not recorded yet are trained: here, in `workers` local
+    single-threaded processes (default: one per core), or on a Dask cluster."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive number of processes; got {workers!r}")
     if executor == "serial":
         return experiments.sweep(configs, store)
-    if scheduler is None:
+    if executor == "dask" and scheduler is None:
         raise ValueError("the dask executor needs a scheduler address such as tcp://host:8786; start a cluster with "
                          "`dask scheduler` and `dask worker tcp://host:8786` on each worker machine")
     pending = [c for c in dict.fromkeys(configs) if not store.record_path(c).exists()]
-    if pending:
+    if pending and executor == "local":
+        count = min(workers or os.cpu_count() or 1, len(pending))
+        with LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None, env=SINGLE_THREAD) as cluster, Client(cluster) as client:
+            _run_on_cluster(client, pending, store)
+    elif pending:
         with Client(scheduler) as client:
             _run_on_cluster(client, pending, store)
     return [store.read_record(c) for c in configs]

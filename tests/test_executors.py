@@ -39,6 +39,17 @@ def test_dask_sweep_gives_the_serial_records_and_a_rerun_trains_nothing(tmp_path
     assert {p: p.stat().st_mtime_ns for p in remote.results.rglob("*.json")} == stamps
 
 
+def test_local_processes_give_the_single_threaded_serial_records(tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each local process
+    try:
+        serial = executors.run_sweep(SMOKE, store(tmp_path, "serial"))
+    finally:
+        torch.set_num_threads(threads)
+    local = executors.run_sweep(SMOKE, store(tmp_path, "local"), "local", workers=2)
+    assert [without_timing(r) for r in local] == [without_timing(r) for r in serial]
+
+
 def test_a_failed_task_raises_naming_its_run_and_keeps_the_records_written(tmp_path, scheduler):
     orphan = RunConfig("digits", "sequential", 0.5, profile="smoke", pit_lam=0.3)  # its PIT seed is not recorded
     s = store(tmp_path, "dask")
@@ -61,11 +72,15 @@ def test_tasks_claim_a_gpu_only_on_clusters_whose_workers_declare_one():
 @pytest.mark.parametrize("executor,scheduler,message", [
     ("dask", None, "the dask executor needs a scheduler address such as tcp://host:8786; start a cluster with "
                    "`dask scheduler` and `dask worker tcp://host:8786`"),
-    ("x", None, "unknown executor 'x'; allowed: serial, dask"),
+    ("x", None, "unknown executor 'x'; allowed: serial, local, dask"),
+    ("local", 0, "workers must be a positive number of processes; got 0"),
 ])
 def test_bad_executor_settings_are_one_line(tmp_path, executor, scheduler, message):
     with pytest.raises(ValueError, match=message):
-        executors.run_sweep(SMOKE, store(tmp_path, "a"), executor, scheduler)
+        if executor == "local":
+            executors.run_sweep(SMOKE, store(tmp_path, "a"), executor, workers=scheduler)
+        else:
+            executors.run_sweep(SMOKE, store(tmp_path, "a"), executor, scheduler)
 
 
 def test_a_daemonic_worker_asked_for_loader_processes_says_how_to_start_workers(monkeypatch):
