@@ -1,6 +1,7 @@
 """Sweep executors: "serial" trains the pending runs in this process, "local" in single-threaded worker processes on
 this machine, one per core (small models gain nearly a factor of the core count: their steps are too small for
-threads to share), "dask" sends each to a Dask cluster as a task.
+threads to share; plain spawned processes, since torch steps run about 4x slower inside a Dask worker process),
+"dask" sends each to a Dask cluster as a task.
 
 With "dask", this process (the driver) is the only writer of run records: workers train and return them. Workers
 must see the store's results, cache and data folders at the same absolute paths as the driver (a shared
@@ -15,16 +16,17 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import replace
 
-from distributed import Client, Future, LocalCluster, as_completed
+import torch
+from distributed import Client, Future, as_completed
 from tqdm.auto import tqdm
 
 from . import experiments, profiles
 from .experiments import RunConfig, Store
 
 EXECUTORS = ("serial", "local", "dask")
-SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def run_sweep(configs: list[RunConfig], store: Store, executor: str = "serial", scheduler: str | None = None,
@@ -42,10 +44,7 @@ def run_sweep(configs: list[RunConfig], store: Store, executor: str = "serial", 
                          "`dask scheduler` and `dask worker tcp://host:8786` on each worker machine")
     pending = [c for c in dict.fromkeys(configs) if not store.record_path(c).exists()]
     if pending and executor == "local":
-        count = min(workers or os.cpu_count() or 1, len(pending))
-        with LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None, env=SINGLE_THREAD) as cluster, Client(cluster) as client:
-            _run_on_cluster(client, pending, store)
+        _run_locally(pending, store, min(workers or os.cpu_count() or 1, len(pending)))
     elif pending:
         with Client(scheduler) as client:
             _run_on_cluster(client, pending, store)
@@ -81,13 +80,43 @@ def _run_on_cluster(client: Client, pending: list[RunConfig], store: Store) -> N
                 send(follower)
 
 
-def _result(future: Future, config: RunConfig) -> dict:
+def _single_threaded() -> None:
+    torch.set_num_threads(1)
+
+
+def _run_locally(pending: list[RunConfig], store: Store, count: int) -> None:
+    """Train the warm-ups, then every run (a sequential one once its PIT seed is recorded) in `count` spawned
+    single-threaded processes; write records as they arrive."""
+    remote = _remote_store(store)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(count, mp_context=context, initializer=_single_threaded) as pool:
+        for key in dict.fromkeys((c.benchmark, c.profile, c.seed) for c in pending):
+            pool.submit(_warm_up, *key, remote).result()
+        owner, waiting = {}, {}
+        for config in pending:
+            if config.method == "sequential" and config.seed_config() in pending:
+                waiting.setdefault(config.seed_config(), []).append(config)
+            else:
+                owner[pool.submit(experiments.compute, config, remote)] = config
+        with tqdm(total=len(pending), desc="runs", disable=not store.progress) as bar:
+            while owner:
+                done, _ = wait(owner, return_when=FIRST_COMPLETED)
+                for future in done:
+                    config = owner.pop(future)
+                    experiments.save_record(config, _result(future, config), store)
+                    bar.update(1)
+                    for follower in waiting.pop(config, []):
+                        owner[pool.submit(experiments.compute, follower, remote)] = follower
+
+
+def _result(future, config: RunConfig) -> dict:
     """The record a task returned, or its error raised here with the run named (a ValueError stays one)."""
     try:
         return future.result()
     except Exception as err:
         kind = ValueError if isinstance(err, ValueError) else RuntimeError
-        raise kind(f"run {config} failed on a Dask worker: {err}") from err
+        where = "on a Dask worker" if isinstance(future, Future) else "in a local worker process"
+        raise kind(f"run {config} failed {where}: {err}") from err
 
 
 def _remote_store(store: Store) -> Store:
