@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import replace
 
@@ -80,8 +82,17 @@ def _run_on_cluster(client: Client, pending: list[RunConfig], store: Store) -> N
                 send(follower)
 
 
-def _single_threaded() -> None:
+def _worker_start(parent: int) -> None:
+    """A local worker process: single-threaded, and gone when the driver is (a killed `make reproduce` leaves no
+    process training on)."""
     torch.set_num_threads(1)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _run_locally(pending: list[RunConfig], store: Store, count: int) -> None:
@@ -89,7 +100,8 @@ def _run_locally(pending: list[RunConfig], store: Store, count: int) -> None:
     single-threaded processes; write records as they arrive."""
     remote = _remote_store(store)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(count, mp_context=context, initializer=_single_threaded) as pool:
+    with ProcessPoolExecutor(count, mp_context=context, initializer=_worker_start,
+                             initargs=(os.getpid(),)) as pool:
         for key in dict.fromkeys((c.benchmark, c.profile, c.seed) for c in pending):
             pool.submit(_warm_up, *key, remote).result()
         owner, waiting = {}, {}
