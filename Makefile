@@ -1,12 +1,12 @@
 # make reproduce: set up .venv (pinned, idempotent), train what is pending and execute every notebook;
 # make test: unit tests + notebooks. PROFILE=smoke|quick|cpu|paper, BENCHMARKS="cifar10 ...",
-# EXECUTOR=local|serial|dask (local, the default: one single-threaded process per core, or WORKERS=n), DASK_SCHEDULER=,
+# EXECUTOR=serial|local|dask (local: one single-threaded process per core, or WORKERS=n), DASK_SCHEDULER=,
 # DATA=<folder holding the datasets> (default data/; e.g. DATA=../shared/data for an image-folder copy of CIFAR-10).
 PYTHON ?= python3.11
 PROFILE ?= quick
 BENCHMARKS ?=
 DATA ?= data
-EXECUTOR ?= local
+EXECUTOR ?= serial
 WORKERS ?=
 DASK_SCHEDULER ?=
 RUN_FLAGS = --profile $(PROFILE) --data "$(DATA)" $(if $(BENCHMARKS),--benchmarks "$(BENCHMARKS)",)

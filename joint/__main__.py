@@ -298,9 +298,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if name == "reproduce":
             p.add_argument("--figures", default="figures", help="figures directory (default: figures)")
-            p.add_argument("--executor", default="local",
-                           help="local (default: single-threaded processes here, one per core), serial (this "
-                                "process, every thread), or dask (with --scheduler)")
+            p.add_argument("--executor", default="serial",
+                           help="serial (default: this process, every thread), local (single-threaded processes "
+                                "here, one per core: for many-core machines), or dask (with --scheduler)")
             p.add_argument("--workers", type=int, help="local only: number of processes (default: one per core)")
             p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
             continue

@@ -1,7 +1,8 @@
 """Sweep executors: "serial" trains the pending runs in this process, "local" in single-threaded worker processes on
-this machine, one per core (small models gain nearly a factor of the core count: their steps are too small for
-threads to share; plain spawned processes, since torch steps run about 4x slower inside a Dask worker process),
-"dask" sends each to a Dask cluster as a task.
+this machine (one per core, for machines with more cores than a small model's steps can use: on the 2-core
+development machine two such processes were about 2x slower than serial at two threads, measured on the quick
+profile; plain spawned processes, since torch steps ran about 4x slower inside a Dask worker process), "dask" sends
+each to a Dask cluster as a task.
 
 With "dask", this process (the driver) is the only writer of run records: workers train and return them. Workers
 must see the store's results, cache and data folders at the same absolute paths as the driver (a shared
@@ -14,6 +15,7 @@ worker's cores with `OMP_NUM_THREADS=8 dask worker ...`.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import threading
@@ -82,6 +84,22 @@ def _run_on_cluster(client: Client, pending: list[RunConfig], store: Store) -> N
                 send(follower)
 
 
+@contextlib.contextmanager
+def _environment(**variables: str):
+    """Environment variables set while the block runs (the worker processes it spawns start with them: OpenMP reads
+    its thread count once, at start, and compiled kernels fix theirs when compiled)."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _worker_start(parent: int) -> None:
     """A local worker process: single-threaded, and gone when the driver is (a killed `make reproduce` leaves no
     process training on)."""
@@ -100,8 +118,8 @@ def _run_locally(pending: list[RunConfig], store: Store, count: int) -> None:
     single-threaded processes; write records as they arrive."""
     remote = _remote_store(store)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(count, mp_context=context, initializer=_worker_start,
-                             initargs=(os.getpid(),)) as pool:
+    with _environment(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"), \
+            ProcessPoolExecutor(count, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),)) as pool:
         for key in dict.fromkeys((c.benchmark, c.profile, c.seed) for c in pending):
             pool.submit(_warm_up, *key, remote).result()
         owner, waiting = {}, {}
