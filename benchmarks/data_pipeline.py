@@ -5,8 +5,6 @@ the CIFAR-10 loader reads) and read back through the loader."""
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import tempfile
 import time
@@ -17,6 +15,7 @@ import torch.nn.functional as F
 from torchvision.io import encode_jpeg
 
 import joint
+import record
 from joint.data import cifar10
 from joint.train import batches
 
@@ -86,17 +85,8 @@ def main() -> None:
         print(f"{name:<24}{medians[name]:>12.2f}")
     print(f"data pipeline = {100 * share:.1f} % of an epoch with both; both / compute alone = "
           f"{medians['pipeline_and_compute'] / medians['compute_alone']:.3f}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    record = {"medians_s": medians, "per_round_s": times, "load_s": load, "write_s": written,
-              "pipeline_share": share, "train_images": len(train),
-              "setup": {**vars(args), "torch": torch.__version__, "joint": joint.__version__,
-                        "machine": platform.machine(), "processor": platform.processor()}}
-    tmp_out = out.with_suffix(".tmp")
-    tmp_out.write_text(json.dumps(record, indent=1))
-    tmp_out.replace(out)
-    print(f"wrote {out}")
-
+    record.write(args.out, {"medians_s": medians, "per_round_s": times, "load_s": load, "write_s": written,
+                            "pipeline_share": share, "train_images": len(train)}, args)
 
 if __name__ == "__main__":
     main()
