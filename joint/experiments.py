@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from . import cost as cost_models
 from . import data as datasets
-from . import compact, methods, models
+from . import compact, methods, models, quant
 from .graph import describe, searchable
 from .pit import prunable
 from .profiles import PROFILES, Profile, get_profile
@@ -117,6 +117,7 @@ class Store:
     device: str = "auto"  # "auto": CUDA when present, else the CPU
     download: bool = True
     _benchmarks: dict = field(default_factory=dict, repr=False)
+    _identities: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         self.results, self.cache, self.data_root = Path(self.results), Path(self.cache), Path(self.data_root)
@@ -124,25 +125,43 @@ class Store:
     def torch_device(self) -> torch.device:
         return pick_device(self.device)
 
+    def data_identity(self, benchmark: str) -> str:
+        """Which copy of `benchmark`'s data this store reads ("" where there is only one), named once."""
+        if benchmark not in self._identities:
+            self._identities[benchmark] = datasets.identity(benchmark, str(self.data_root))
+        return self._identities[benchmark]
+
+    def key(self, config: RunConfig) -> str:
+        """The name of a run's record, model and checkpoints: its config's key, and the data copy it reads."""
+        copy = self.data_identity(config.benchmark)
+        return config.key() if not copy else hashlib.sha256(f"{config.key()} {copy}".encode()).hexdigest()[:16]
+
     def record_path(self, config: RunConfig) -> Path:
-        return self.results / config.profile / "runs" / f"{config.key()}.json"
+        return self.results / config.profile / "runs" / f"{self.key(config)}.json"
 
     def checkpoint(self, config: RunConfig, phase: str) -> Path:
-        path = self.cache / config.profile / "checkpoints" / f"{config.key()}-{phase}.pt"
+        path = self.cache / config.profile / "checkpoints" / f"{self.key(config)}-{phase}.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
     def pit_seed(self, config: RunConfig) -> Path:
         """Where the pruned, fine-tuned float model of a PIT run is kept (the seed of the sequential runs)."""
-        return self.cache / config.profile / "pit-seeds" / f"{config.key()}.pt"
+        return self.cache / config.profile / "pit-seeds" / f"{self.key(config)}.pt"
 
-    def model_path(self, config: RunConfig) -> Path:
-        """Where the trained model of a run is kept, beside its record (see save_model)."""
-        return self.results / config.profile / "models" / f"{config.key()}.pt"
+    def model_path(self, config: RunConfig | dict) -> Path:
+        """Where the trained model of a run (a config, or a record, by the key it was written under) is kept, beside
+        its record (see save_model)."""
+        if isinstance(config, dict):
+            return self.results / config["config"]["profile"] / "models" / f"{config['key']}.pt"
+        return self.results / config.profile / "models" / f"{self.key(config)}.pt"
 
     def warmup_path(self, benchmark: str, profile: str, seed: int) -> Path:
-        """Where the float warm-up of a benchmark, profile and seed is cached (named by its own settings only)."""
+        """Where the float warm-up of a benchmark, profile and seed is cached (named by its own settings and the
+        data copy it read only)."""
         fingerprint = get_profile(profile, benchmark).warmup_fingerprint()
+        copy = self.data_identity(benchmark)
+        if copy:
+            fingerprint += "-" + hashlib.sha256(copy.encode()).hexdigest()[:8]
         return self.cache / profile / "warmup" / f"{benchmark}-seed{seed}-{fingerprint}.pt"
 
     def read_record(self, config: RunConfig) -> dict | None:
@@ -277,15 +296,16 @@ def compute(config: RunConfig, store: Store) -> dict:
     bench = store.benchmark(config.benchmark)
     warm, warm_phase = warmup(config.benchmark, config.profile, config.seed, store)
     example = torch.stack([bench.val[i][0] for i in range(min(64, len(bench.val)))])  # real, un-augmented inputs
-    record = {"key": config.key(), "config": asdict(config), "profile_settings": _settings(prof),
-              "data": bench.source, "phases": {"warmup": {**warm_phase, "shared": True}}}
+    record = {"key": store.key(config), "config": asdict(config), "profile_settings": _settings(prof),
+              "data": bench.source, "data_identity": store.data_identity(config.benchmark),
+              "phases": {"warmup": {**warm_phase, "shared": True}}}
     if method.seeded:
         seed_config = config.seed_config()
         if not (store.pit_seed(seed_config).exists() and store.record_path(seed_config).exists()):
             raise ValueError(f"the sequential run needs its PIT seed (method pit, lam={config.pit_lam:g}), which is "
                              f"not recorded; run it first: python -m joint run --method pit --lam {config.pit_lam:g} "
                              f"--profile {config.profile}")
-        record["seed"] = {"key": seed_config.key(), "pit_lam": config.pit_lam}
+        record["seed"] = {"key": store.key(seed_config), "pit_lam": config.pit_lam}
         start = load_pit_seed(store.pit_seed(seed_config), warm, example)
         result = _run_quantized(config, prof, config.space(), method.phases, start, warm, example, bench, store)
     elif config.method == "pit":
@@ -302,7 +322,13 @@ def compute(config: RunConfig, store: Store) -> dict:
     _atomic_torch_save(result.pop("model"), store.model_path(config))
     record.update(result)
     record["versions"] = {"joint": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    record["environment"] = environment(store.torch_device())
     return record
+
+
+def environment(device: torch.device) -> dict:
+    """What changes a run's last bits besides its config: threads, device, and whether the quantizer ran compiled."""
+    return {"threads": torch.get_num_threads(), "device": str(device), "compiled_quantizer": quant.compiled()}
 
 
 FLOAT_FORMAT, PIT_FORMAT = "joint-float-1", "joint-pit-1"  # a float state dict; a PIT-pruned float state dict
@@ -314,10 +340,11 @@ def load_model(record: dict, store: Store | None = None) -> torch.nn.Module:
     when its record was written. No data is needed."""
     store = store or Store()
     config = RunConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()})
-    path = store.model_path(config)
+    path = store.model_path(record)
     if not path.exists():
         raise ValueError(f"{shown(path)} is missing: this run was recorded without its model; delete its record "
-                         f"{shown(store.record_path(config))} and run it again to keep one")
+                         f"{shown(store.results / config.profile / 'runs' / (record['key'] + '.json'))} and run it "
+                         f"again to keep one")
     data = torch.load(path, weights_only=True)
     model, shape = models.build(datasets.MODELS[config.benchmark])
     if data.get("format") == FLOAT_FORMAT:
@@ -328,7 +355,7 @@ def load_model(record: dict, store: Store | None = None) -> torch.nn.Module:
         pruned.load_state_dict(data["state"])
         return pruned.eval()
     if methods.get(config.method).seeded:
-        seed = store.read_record(config.seed_config())
+        seed = read_json(store.results / config.profile / "runs" / f"{record['seed']['key']}.json")
         if seed is None:
             raise ValueError(f"the PIT seed of this sequential run (method pit, lam={config.pit_lam:g}) is not "
                              f"recorded in {shown(store.results / config.profile / 'runs')}")
@@ -529,6 +556,11 @@ def check_parameters(benchmark: str, profile: str, lam: float = 0.0, search_epoc
     for name, value in paths.items():
         if not isinstance(value, str) or not value:
             raise ValueError(f"parameter {name}={value!r} must be a non-empty path string")
+
+
+def data_sources(records: list[dict]) -> str:
+    """The data copies the records were trained on (not the copy this machine would read now), one line."""
+    return "; ".join(dict.fromkeys(r.get("data", "unknown") for r in records))
 
 
 def warnings_of(records: list[dict]) -> list[str]:

@@ -128,11 +128,21 @@ def _kernel(fn, levels: tuple[int, ...], signed: bool):
     return _kernels[key]
 
 
+_fell_back = False  # whether a compilation failed in this process, so the quantizer ran uncompiled
+
+
+def compiled() -> bool:
+    """Whether the activation quantizer runs compiled in this process (its last bits differ from the plain path)."""
+    return os.environ.get("JOINT_COMPILE", "1") != "0" and not _fell_back
+
+
 def _run(fn, levels: tuple[int, ...], signed: bool, *tensors):
     kernel = _kernel(fn, levels, signed)
     try:
         return kernel(*tensors)
     except torch._dynamo.exc.BackendCompilerFailed as err:
+        global _fell_back
+        _fell_back = True
         warnings.warn(f"joint: compiling the activation quantizer failed ({type(err).__name__}); running it "
                       f"uncompiled, which is slower", stacklevel=2)
         _kernels[(fn, levels, signed)] = lambda *t: fn(*t, levels, signed)

@@ -15,7 +15,8 @@ from torch.utils.data import random_split
 import joint.data
 from joint.data import cifar10
 from joint.data.download import DatasetError, file_digest
-from joint.experiments import RunConfig, Store, run
+from joint import quant
+from joint.experiments import RunConfig, Store, load_model, run
 
 PER_BATCH, TEST_IMAGES = 4, 6  # 5 training batches: 20 training images, 4 of them in val (20 %)
 RNG = np.random.default_rng(0)
@@ -102,6 +103,28 @@ def test_a_cpu_profile_run_trains_end_to_end_on_the_loader(root, tmp_path):
     assert record["config"]["act_bits"] == [2, 4, 8] and record["phases"]["search"]["epochs"] >= 5
     assert 0 <= record["metrics"]["test_accuracy"] <= 1 and record["metrics"]["mpic_cycles"] > 0
     assert record["profile_settings"]["batch_size"] == 64 and record["profile_settings"]["channels_last"]
+    config = RunConfig("cifar10", "joint", 1.0, "mpic", profile="cpu")
+    assert record["key"] == store.key(config) != config.key()  # the data copy is part of the run's name
+    assert record["data_identity"] == "official cifar-10-python.tar.gz"
+    assert record["environment"] == {"threads": torch.get_num_threads(), "device": "cpu",
+                                     "compiled_quantizer": quant.compiled()}
+    assert load_model(record, store).training is False  # found by the key it was recorded under
+
+
+def test_each_copy_of_the_data_names_its_own_runs_and_warm_up(root, tmp_path, monkeypatch):
+    write_image_folder(tmp_path / "folder" / "cifar10-jpeg")
+    write_image_folder(tmp_path / "other" / "cifar10-jpeg", per_class=(2, 1))
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive" / cifar10.IMAGE_ARCHIVE).write_bytes(b"not read to name it")
+    stores = [Store(results=tmp_path / "results", cache=tmp_path / "cache", data_root=where, download=False)
+              for where in (root, tmp_path / "folder", tmp_path / "other", tmp_path / "archive")]
+    config = RunConfig("cifar10", "w8a8", profile="cpu")
+    assert len({s.data_identity("cifar10") for s in stores}) == 4
+    assert len({s.record_path(config) for s in stores}) == 4 and len({s.model_path(config) for s in stores}) == 4
+    assert len({s.warmup_path("cifar10", "cpu", 0) for s in stores}) == 4
+    assert stores[1].data_identity("cifar10") == Store(data_root=tmp_path / "folder").data_identity("cifar10")
+    digits = RunConfig("digits", "w8a8", profile="smoke")
+    assert stores[0].key(digits) == digits.key()  # one copy only: the key is the config's
 
 
 def write_image_folder(folder: Path, per_class=(3, 1), suffix=".png", size=32) -> None:

@@ -50,6 +50,15 @@ LOADERS: dict[str, Callable[[str, bool], Benchmark]] = {"digits": _digits, "spee
                                                         "cifar10": _cifar10, "tiny_imagenet": _tiny_imagenet}
 
 
+def identity(name: str, root: str = "data") -> str:
+    """Which copy of `name` a load from `root` reads, named without reading it ("" where there is only one copy):
+    part of what identifies a run, since copies split differently."""
+    if name == "cifar10":
+        from . import cifar10
+        return cifar10.identity(root)
+    return ""
+
+
 def load(name: str, root: str = "data", download: bool = True) -> Benchmark:
     """The benchmark `name`, read from (or downloaded into) `root`."""
     if name not in LOADERS:
