@@ -1,5 +1,6 @@
-"""How long the pending runs of a profile take: training-step times measured on this device, times the epochs the
-profile allows each phase (an upper bound: early stopping ends most phases sooner; data loading not included)."""
+"""How long the pending runs of a profile take: training-step times measured on this device at the profile's batch
+size, times the epochs the profile allows each phase (early stopping can only shorten it; data loading not
+included)."""
 from __future__ import annotations
 
 import time
@@ -49,18 +50,23 @@ def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cost: Callab
     return step
 
 
-def per_sample_seconds(benchmark: str, device: torch.device, batch: int = 16, repeats: int = 3) -> dict[str, float]:
+def per_sample_seconds(benchmark: str, device: torch.device, batch: int = 16, repeats: int = 3,
+                       channels_last: bool = False) -> dict[str, float]:
     """Seconds per training sample of each kind of phase (float, fixed QAT, search with 8-bit or searched
-    activations, PIT), per evaluated sample, and per sample of a 224-px ResNet-18 (Tiny ImageNet's first stage)."""
+    activations, PIT), per evaluated sample, and per sample of a 224-px ResNet-18 (Tiny ImageNet's first stage),
+    at the profile's batch size and memory format (a smaller batch costs more per sample)."""
     model, shape = models.build(datasets.MODELS[benchmark])
     x, y = torch.rand(batch, *shape, device=device), torch.zeros(batch, dtype=torch.long, device=device)
     cpu_x = x.cpu()
-    nets = {"float": (model.to(device), None)}
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    nets = {"float": (model.to(device, memory_format=layout), None)}
     for kind, space in (("qat", SearchSpace((8,), (8,))), ("search", SearchSpace((0, 2, 4, 8), (8,))),
                         ("search_act", SearchSpace((0, 2, 4, 8), (2, 4, 8)))):
-        net = searchable(models.build(datasets.MODELS[benchmark])[0], space, cpu_x).to(device)
+        net = searchable(models.build(datasets.MODELS[benchmark])[0], space, cpu_x).to(device, memory_format=layout)
         nets[kind] = (net, None if kind == "qat" else (lambda net=net: net.cost("size")))
-    pit = prunable(models.build(datasets.MODELS[benchmark])[0], cpu_x).to(device)
+    pit = prunable(models.build(datasets.MODELS[benchmark])[0], cpu_x).to(device, memory_format=layout)
     nets["pit"] = (pit, lambda: pit.cost("params"))
     seconds = {kind: _timed(_train_step(net, x, y, cost), repeats) / batch for kind, (net, cost) in nets.items()}
     with torch.no_grad():
@@ -91,9 +97,10 @@ class Estimate:
         if not self.pending:
             return f"{self.benchmark} ({self.profile}): all {self.runs} runs recorded, nothing to train"
         ms = ", ".join(f"{k} {1000 * v:.2f}" for k, v in self.per_sample.items())
-        return (f"{self.benchmark} ({self.profile}): {self.pending} of {self.runs} runs pending, at most "
-                f"{self.epochs:,} epochs; estimated at most {_duration(self.seconds)} on {self.device} "
-                f"(measured ms per sample: {ms}; data loading not included)")
+        return (f"{self.benchmark} ({self.profile}): {self.pending} of {self.runs} runs pending, {self.epochs:,} "
+                f"epochs if every phase runs to its epoch cap; expect about {_duration(self.seconds)} on "
+                f"{self.device} (early stopping can only shorten it; measured ms per sample at the profile's batch "
+                f"size: {ms}; data loading not included)")
 
 
 def _duration(seconds: float) -> str:
@@ -117,7 +124,8 @@ def _phases(config: RunConfig, prof: Profile) -> list[tuple[str, int]]:
 
 def estimate(benchmark: str, profile: str, configs: list[RunConfig], store: Store,
              per_sample: dict[str, float] | None = None) -> Estimate:
-    """Upper bound of the time the runs of `configs` not yet recorded take, warm-up included if not cached."""
+    """The time the runs of `configs` not yet recorded take with every phase at its epoch cap (a profile without
+    early stopping runs exactly these epochs), warm-up included if not cached."""
     prof = get_profile(profile, benchmark)
     device = store.torch_device()
     train, val, _ = SPLIT_SIZES[benchmark]
@@ -129,7 +137,8 @@ def estimate(benchmark: str, profile: str, configs: list[RunConfig], store: Stor
         if prof.pretrain is not None:
             phases.append(("pretrain", prof.pretrain.epochs))
     if per_sample is None:
-        per_sample = per_sample_seconds(benchmark, device) if phases else {}
+        per_sample = per_sample_seconds(benchmark, device, prof.batch_size, channels_last=prof.channels_last) \
+            if phases else {}
     seconds = sum(epochs * (train * per_sample[kind] + val * per_sample["eval"]) for kind, epochs in phases)
     return Estimate(benchmark, profile, len(configs), len(pending), sum(e for _, e in phases), seconds, per_sample,
                     str(device))

@@ -100,6 +100,10 @@ def pact_gradients(grad: Tensor, x: Tensor, clips: Tensor, theta: Tensor | None,
 
 
 _kernels: dict[tuple, object] = {}
+# Threads are read when a kernel runs, not fixed when it is compiled: otherwise a kernel compiled at one thread count,
+# or first called on a small tensor (which it then sums serially), is reused from the compiler's on-disk cache by
+# every later process, and a record's last bits would depend on what this machine compiled before.
+KERNEL_OPTIONS = {"cpp.dynamic_threads": True}
 
 
 class _NoCudaNotice(logging.Filter):
@@ -124,7 +128,8 @@ def _kernel(fn, levels: tuple[int, ...], signed: bool):
         # closures sharing one would fall back to uncompiled code after a few grids
         code = grid_fn.__code__.replace(co_name=f"pact_{fn.__name__}_{'_'.join(map(str, levels))}_{int(signed)}")
         grid_fn = types.FunctionType(code, grid_fn.__globals__, code.co_name, None, grid_fn.__closure__)
-        _kernels[key] = grid_fn if os.environ.get("JOINT_COMPILE", "1") == "0" else torch.compile(grid_fn, dynamic=True)
+        _kernels[key] = grid_fn if os.environ.get("JOINT_COMPILE", "1") == "0" else \
+            torch.compile(grid_fn, dynamic=True, options=KERNEL_OPTIONS)
     return _kernels[key]
 
 

@@ -37,3 +37,13 @@ def test_nothing_pending_measures_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(estimate, "per_sample_seconds", None)  # calling it would fail
     result = estimate.estimate("digits", "quick", [config], store)
     assert result.line() == "digits (quick): all 1 runs recorded, nothing to train"
+
+
+def test_step_times_are_measured_at_the_profiles_batch_size_and_memory_format(tmp_path, monkeypatch):
+    asked = []
+    times = {"float": 1e-3, "qat": 2e-3, "search": 3e-3, "search_act": 4e-3, "pit": 5e-3, "eval": 1e-4}
+    monkeypatch.setattr(estimate, "per_sample_seconds", lambda *args, **kwargs: asked.append((args, kwargs)) or times)
+    store = Store(results=tmp_path / "r", cache=tmp_path / "c", progress=False, device="cpu")
+    line = estimate.estimate("cifar10", "cpu", [RunConfig("cifar10", "w8a8", profile="cpu")], store).line()
+    assert asked == [(("cifar10", torch.device("cpu"), 64), {"channels_last": True})]
+    assert "epochs if every phase runs to its epoch cap; expect about " in line

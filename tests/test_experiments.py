@@ -105,8 +105,8 @@ def test_same_config_and_seed_give_an_identical_record(tmp_path):
     config = RunConfig("digits", "joint", 2.0, profile="smoke")
     first, second = run(config, store(tmp_path, "a")), run(config, store(tmp_path, "b"))
     assert without_timing(first) == without_timing(second)
-    assert set(first) == {"key", "config", "profile_settings", "data", "space", "phases", "metrics", "arch",
-                          "warnings", "versions"}
+    assert set(first) == {"key", "config", "profile_settings", "data", "data_identity", "space", "phases", "metrics",
+                          "arch", "warnings", "versions", "environment"}
     assert first["data"] == "scikit-learn's bundled digits"
     assert set(first["phases"]) == {"warmup", "search", "finetune"}
     assert first["metrics"]["size_kb"] == Arch.from_dict(first["arch"]).size_kb()
@@ -151,6 +151,29 @@ def test_killed_sweep_resumes_without_losing_or_duplicating_runs(tmp_path):
                 for p in (tmp_path / "u" / "results" / "smoke" / "runs").glob("*.json")}
     assert len(resumed) == expected and not list(runs.glob("*.tmp"))
     assert resumed == straight
+
+
+HISTORY_RUNS = [RunConfig("digits", "w8a8", profile="smoke"), RunConfig("digits", "joint", 0.5, "mpic", "smoke"),
+                RunConfig("digits", "joint", 5.0, "mpic", "smoke")]
+def _records_of(root: Path, configs: list[RunConfig], threads: int, compiler_cache: Path) -> list[dict]:
+    """The records of `configs` trained one after the other in one fresh process."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TORCHINDUCTOR_CACHE_DIR": str(compiler_cache)}
+    program = ("import sys; from joint import experiments as e; s = e.Store(results=sys.argv[1], cache=sys.argv[2], "
+               "progress=False); e.sweep([e.RunConfig(**c) for c in eval(sys.argv[3])], s)")
+    subprocess.run([sys.executable, "-c", program, str(root / "results"), str(root / "cache"),
+                    repr([c.__dict__ for c in configs])], env=env, check=True, capture_output=True)
+    s = Store(results=root / "results", cache=root / "cache")
+    return [without_timing(s.read_record(c)) for c in configs]
+
+
+def test_a_record_does_not_depend_on_what_ran_before_it(tmp_path):
+    compiler = tmp_path / "compiler-cache"
+    _records_of(tmp_path / "one-thread", HISTORY_RUNS, 1, compiler)  # compiles every kernel at one thread first
+    together = _records_of(tmp_path / "together", HISTORY_RUNS, 2, compiler)
+    alone = [_records_of(tmp_path / f"alone{i}", [c], 2, tmp_path / "compiler-two-threads")[0]
+             for i, c in enumerate(HISTORY_RUNS) if c.cost == "mpic"]
+    assert together[1:] == alone
+    assert together[1]["environment"] == {"threads": 2, "device": "cpu", "compiled_quantizer": True}
 
 
 def test_tour_parameters_are_checked_up_front():

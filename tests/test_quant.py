@@ -1,4 +1,9 @@
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -197,3 +202,31 @@ def test_every_grid_keeps_its_compiled_kernel(caplog):
             quant(x).sum().backward()
     assert not [r for r in caplog.records if "recompile" in r.getMessage()], \
         "a kernel fell back to uncompiled code after too many recompilations"
+
+
+KERNEL_SUMS = """
+import sys, torch
+from joint import quant
+g = torch.Generator().manual_seed(0)
+x, grad = torch.randn(2, 300_000, generator=g)
+clips, theta = torch.tensor([0.5, 1.0, 2.0]), torch.tensor([0.2, 0.3, 0.5])
+if sys.argv[1] == "small-first":  # a first call on few elements used to compile a kernel that sums serially
+    quant._run(quant.pact_gradients, (3, 15, 255), False, grad[:700], x[:700], clips, theta)
+sums = [s for n in (3000, 300_000) for s in quant._run(quant.pact_gradients, (3, 15, 255), False, grad[:n], x[:n],
+                                                        clips, theta)[1:]]
+print(torch.cat(sums).tolist())
+"""
+
+
+def _kernel_sums(cache: Path, threads: int, first: str = "large-first") -> list[float]:
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache), "OMP_NUM_THREADS": str(threads), "JOINT_COMPILE": "1"}
+    done = subprocess.run([sys.executable, "-c", KERNEL_SUMS, first], env=env, capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_compiled_sums_do_not_depend_on_what_compiled_the_kernel_before(tmp_path):
+    fresh = _kernel_sums(tmp_path / "fresh", 2)
+    _kernel_sums(tmp_path / "shared", 1)  # the on-disk cache now holds kernels compiled at one thread
+    assert _kernel_sums(tmp_path / "shared", 2) == fresh
+    assert _kernel_sums(tmp_path / "small", 2, "small-first") == fresh
