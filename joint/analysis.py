@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import methods
+from .data import CLASSES
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,34 @@ def points(records: list[dict], method: str, metric: str = "size_kb") -> list[Po
         if r["config"]["method"] == method and m.get(metric) is not None and accuracy is not None:
             out.append(Point(method, m[metric], 100 * accuracy, r["config"]["lam"]))
     return out
+
+
+COLLAPSE_FACTOR = 1.5  # a model below 1.5x chance accuracy has collapsed: no reference for an iso comparison
+
+
+def collapsed(record: dict, metric: str = "size_kb") -> bool:
+    """Whether a model is at chance accuracy (as measured for `metric`): it predicts about one class."""
+    m = record["metrics"]
+    accuracy = m.get(ACCURACY_OF.get(metric, "test_accuracy"), m["test_accuracy"])
+    chance = 1 / CLASSES[record["config"].get("benchmark", "cifar10")]
+    return accuracy is not None and accuracy < COLLAPSE_FACTOR * chance
+
+
+def comparable(records: list[dict], metric: str = "size_kb") -> list[dict]:
+    """The records an iso-accuracy table may compare: every one but the collapsed models."""
+    return [r for r in records if not collapsed(r, metric)]
+
+
+def left_out(records: list[dict], metrics: tuple[str, ...] = ("size_kb",)) -> str:
+    """One line naming the collapsed models the iso-accuracy tables leave out, per metric ("" if none)."""
+    parts = []
+    for metric in metrics:
+        for r in records:
+            if r["metrics"].get(metric) is not None and collapsed(r, metric):
+                c, m = r["config"], r["metrics"]
+                accuracy = m.get(ACCURACY_OF.get(metric, "test_accuracy"), m["test_accuracy"])
+                parts.append(f"{c['method']} {c['cost']} lambda={c['lam']:g} ({100 * accuracy:.2f} % on {metric})")
+    return ("left out of the iso-accuracy tables, collapsed to chance accuracy: " + "; ".join(parts)) if parts else ""
 
 
 def pareto_front(pts: list[Point]) -> list[Point]:
@@ -65,7 +94,9 @@ def size_table(records: list[dict], method: str = "joint", metric: str = "size_k
     """Iso-accuracy reduction of `method` against w8a8 and w2a8, and against each other searched method's front.
 
     Against a front the row reports the largest reduction over that front's points ("up to", as the paper).
+    Collapsed models (at chance accuracy) are left out: they are no reference for iso-accuracy.
     """
+    records = comparable(records, metric)
     mine = points(records, method, metric)
     if not mine:
         return pd.DataFrame(columns=["comparison", "baseline_kB", "baseline_acc_%", "method_kB", "method_acc_%",
@@ -189,7 +220,9 @@ def match_front(mine: list[Point], theirs: list[Point], mine_name: str, their_na
 
 
 def front_comparison(records: list[dict], method: str, other: str, metric: str = "size_kb") -> pd.DataFrame:
-    """For every point of `other`'s front, the smallest `method` model at least as accurate, and the reduction."""
+    """For every point of `other`'s front, the smallest `method` model at least as accurate, and the reduction
+    (collapsed models left out)."""
+    records = comparable(records, metric)
     return match_front(points(records, method, metric), points(records, other, metric), method, other)
 
 
@@ -216,13 +249,15 @@ def search_settings(records: list[dict], method: str = "joint") -> pd.DataFrame:
 
 def cycles_table(records: list[dict], method: str = "joint") -> pd.DataFrame:
     """On each hardware target, every point of the front trained for the other target against the cheapest model
-    trained for this one that is at least as accurate: cycles at iso-accuracy (the paper's figure, as numbers)."""
+    trained for this one that is at least as accurate: cycles at iso-accuracy (the paper's figure, as numbers).
+    Collapsed models are left out."""
     tables = []
     for target in HARDWARE:
         other = next(h for h in HARDWARE if h != target)
         metric = METRICS[target]
-        mine = points(trained_with(records, target, method), method, metric)
-        theirs = points(trained_with(records, other, method), method, metric)
+        usable = comparable(records, metric)
+        mine = points(trained_with(usable, target, method), method, metric)
+        theirs = points(trained_with(usable, other, method), method, metric)
         table = match_front(mine, theirs, f"{target}_trained", f"{other}_trained", "cycles")
         table.columns = ["reference_cycles", "reference_acc_%", "matched_cycles", "matched_acc_%", "reduction_%"]
         table.insert(0, "matched", f"{target}-trained")
@@ -234,15 +269,17 @@ def cycles_table(records: list[dict], method: str = "joint") -> pd.DataFrame:
 
 def cost_model_summary(records: list[dict], costs: tuple[str, ...], method: str = "joint") -> pd.DataFrame:
     """On each hardware target, the front trained for it against the front trained with every other cost model:
-    how many of that front's points it reaches at iso-accuracy, and the median and largest cycle reduction."""
+    how many of that front's points it reaches at iso-accuracy, and the median and largest cycle reduction.
+    Collapsed models are left out."""
     rows = []
     for target in HARDWARE:
         metric = METRICS[target]
-        mine = points(trained_with(records, target, method), method, metric)
+        usable = comparable(records, metric)
+        mine = points(trained_with(usable, target, method), method, metric)
         for cost in costs:
             if cost == target:
                 continue
-            theirs = points(trained_with(records, cost, method), method, metric)
+            theirs = points(trained_with(usable, cost, method), method, metric)
             match = match_front(mine, theirs, target, cost, "cycles")
             reached = match["reduction_%"].dropna()
             rows.append({"target": target, "trained_for": cost,

@@ -30,7 +30,8 @@ def test_no_model_reaching_the_baseline_gives_none():
 
 
 def record(method, lam, size, acc):
-    return {"config": {"method": method, "lam": lam}, "metrics": {"size_kb": float(size), "test_accuracy": acc / 100}}
+    return {"config": {"method": method, "lam": lam, "cost": "size"},
+            "metrics": {"size_kb": float(size), "test_accuracy": acc / 100}}
 
 
 def test_size_table_rows_and_markdown():
@@ -167,3 +168,21 @@ def test_on_ne16_cycles_a_model_counts_with_its_accuracy_at_8_bit_activations():
     records = [low, unrunnable]
     assert [p.accuracy for p in analysis.points(records, "joint", "ne16_cycles")] == [85.0]
     assert [p.accuracy for p in analysis.points(records, "joint", "mpic_cycles")] == [90.0, 80.0]
+
+
+def test_a_collapsed_model_is_left_out_of_the_iso_tables_and_named():
+    chance = record("joint", 7, 1, 10.0)  # one class of ten: no reference for an iso-accuracy comparison
+    records = [record("w8a8", 0, 80, 90), record("w2a8", 0, 20, 9.9), record("joint", 1, 10, 85), chance]
+    table = analysis.size_table(records)
+    assert table["comparison"].tolist() == ["joint vs w8a8"]  # the collapsed w2a8 baseline is gone
+    assert analysis.size_table(records[:1] + [chance])["reduction_%"].isna().all()  # and no collapsed match
+    assert analysis.left_out(records) == ("left out of the iso-accuracy tables, collapsed to chance accuracy: "
+                                          "w2a8 size lambda=0 (9.90 % on size_kb); joint size lambda=7 (10.00 % on "
+                                          "size_kb)")
+    low = latency_record("joint", "mpic", 3, 95, 111, 21, (2, 4, 8))
+    low["metrics"]["ne16_accuracy"] = 0.1  # at chance once its activations run at 8 bits: only NE16 drops it
+    cycles, before = analysis.cycles_table(ABLATION + [low]), analysis.cycles_table(ABLATION)
+    ne16 = cycles[cycles["target"] == "ne16"]
+    assert ne16.to_dict("records") == before[before["target"] == "ne16"].to_dict("records") and 21 not in ne16["reference_cycles"].tolist()
+    assert 111 in cycles[cycles["target"] == "mpic"]["matched_cycles"].tolist()
+    assert analysis.left_out([record("joint", 1, 10, 85)]) == ""

@@ -46,6 +46,7 @@ def _tiny_imagenet(root: str, download: bool) -> Benchmark:
 
 MODELS = {"digits": "resnet8_digits", "cifar10": "resnet8", "speech_commands": "dscnn",
           "tiny_imagenet": "resnet18_tiny"}  # the model of each benchmark (joint.models.build), known without data
+CLASSES = {"digits": 10, "cifar10": 10, "speech_commands": 12, "tiny_imagenet": 200}  # known without data
 LOADERS: dict[str, Callable[[str, bool], Benchmark]] = {"digits": _digits, "speech_commands": _speech_commands,
                                                         "cifar10": _cifar10, "tiny_imagenet": _tiny_imagenet}
 

@@ -1,0 +1,44 @@
+"""The committed reference outputs (results/<profile>/<benchmark>/*.csv, *.md) are what the committed records give:
+a change that would alter a published table fails here instead of going unnoticed."""
+from pathlib import Path
+
+import pytest
+
+from joint import analysis, experiments
+from joint.experiments import RunConfig, read_json
+
+RESULTS = experiments.ROOT / "results"
+FOLDERS = sorted(p for p in RESULTS.glob("*/*") if p.is_dir() and list(p.glob("*.csv")))
+
+
+def _records(profile: str, benchmark: str, configs: list[RunConfig]) -> list[dict]:
+    """The committed records of `configs`, in the order the notebooks read them."""
+    recorded = {}
+    for path in sorted((RESULTS / profile / "runs").glob("*.json")):
+        record = read_json(path)
+        if record["config"]["benchmark"] == benchmark:
+            config = RunConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()})
+            recorded[config] = record
+    missing = [c for c in configs if c not in recorded]
+    assert not missing, f"{len(missing)} runs of {profile}/{benchmark} have no committed record, e.g. {missing[0]}"
+    return [recorded[c] for c in configs]
+
+
+def test_the_reference_folders_are_found():
+    assert RESULTS / "quick" / "digits" in FOLDERS
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: f"{p.parent.name}-{p.name}")
+def test_committed_tables_are_what_the_committed_records_give(folder: Path):
+    profile, benchmark = folder.parent.name, folder.name
+    sized = _records(profile, benchmark, experiments.size_sweep(benchmark, profile))
+    costed = _records(profile, benchmark, experiments.cost_sweep(benchmark, profile))
+    assert len({r.get("data_identity", r["data"]) for r in sized + costed}) == 1, "records of several data copies"
+    tables = {"size_table": analysis.size_table(sized), "training_time": analysis.time_table(sized),
+              "joint_vs_sequential": analysis.front_comparison(sized, "joint", "sequential"),
+              "cycles_at_iso_accuracy": analysis.cycles_table(costed),
+              "cost_model_summary": analysis.cost_model_summary(costed, experiments.ABLATION_COSTS)}
+    assert sorted(p.stem for p in folder.glob("*.csv")) == sorted(tables)
+    for name, table in tables.items():
+        assert (folder / f"{name}.csv").read_text() == table.to_csv(index=False), name
+        assert (folder / f"{name}.md").read_text() == analysis.to_markdown(table), name
