@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from .arch import Arch
 from .export import flattened_keep
 from .graph import searchable
-from .quant import weight_codes, weight_grid
+from .quant import bias_codes, weight_codes, weight_grid
 from .search import SearchableNet, SearchSpace
 
 FORMAT = "joint-compact-1"
@@ -70,7 +70,7 @@ def pack(net: SearchableNet) -> dict:
             if layer.bias is not None:
                 _, bias, w_scale = layer.effective_params()
                 step = _bias_step(layer, w_scale)
-                bias_values.append(bias if step is None else torch.round(bias / torch.where(step == 0, 1.0, step)))
+                bias_values.append(bias if step is None else bias_codes(bias, step))
         clips = {key: float(net.act(key).clip[net.space.act_bits.index(b)]) for key, b in arch.activations.items()}
     net.train(was_training)
     return {"format": FORMAT, "space": asdict(net.space), "act_signed": dict(net.act_signed), "arch": arch.to_dict(),

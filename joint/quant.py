@@ -53,10 +53,21 @@ def mix_weights(w: Tensor, theta: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]
     return mixed, (theta * scale).sum(0)
 
 
+INT32_RANGE = (-(2.0**31), 2.0**31 - 128)  # int32's range, as far as float32 holds it
+
+
+def bias_codes(b: Tensor, scale: Tensor) -> Tensor:
+    """Integer codes (as floats) of a bias on the grid `scale`, saturating at int32's range; scale 0 gives 0.
+
+    No gradient: a nearly pruned channel in a search has a tiny mixed scale, and b / scale would overflow (and
+    its derivative 0 * inf turn the precision logits and clips into NaN)."""
+    safe = torch.where(scale == 0, torch.ones_like(scale), scale).detach()
+    return torch.clamp(torch.round(b.detach() / safe), *INT32_RANGE) * (scale != 0)
+
+
 def quantize_bias(b: Tensor, scale: Tensor) -> Tensor:
     """32-bit bias on the grid scale = s_in * s_w (per channel); a channel with scale 0 gets exactly 0."""
-    safe = torch.where(scale == 0, torch.ones_like(scale), scale)
-    q = torch.where(scale == 0, torch.zeros_like(b), torch.round(b.detach() / safe) * scale)
+    q = torch.where(scale == 0, torch.zeros_like(b), bias_codes(b, scale) * scale)
     return q + (b - b.detach()) * (scale != 0)
 
 

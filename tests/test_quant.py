@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from joint import quant
-from joint.quant import (ActivationQuantizer, mix_weights, pact, pact_gradients, pact_levels, pact_values,
+from joint.quant import (ActivationQuantizer, bias_codes, mix_weights, pact, pact_gradients, pact_levels, pact_values,
                          quantize_bias, quantize_weight_stack, weight_grid)
 
 
@@ -90,6 +90,17 @@ def test_bias_on_the_product_grid_and_zero_scale_gives_zero():
     assert q.tolist() == pytest.approx([0.3, -0.75, 0.0])
     q.sum().backward()
     assert b.grad.tolist() == [1.0, 1.0, 0.0]
+
+
+def test_a_nearly_pruned_channels_bias_saturates_and_keeps_finite_gradients():
+    b = torch.tensor([0.33, -0.71, 0.5], requires_grad=True)
+    scale = torch.tensor([0.1, 1e-42, 0.25], requires_grad=True)  # a mixed scale almost all on the 0-bit choice
+    q = quantize_bias(b, scale)
+    q.sum().backward()
+    assert torch.isfinite(q).all() and torch.isfinite(scale.grad).all() and torch.isfinite(b.grad).all()
+    assert bias_codes(b, scale).tolist() == [3.0, quant.INT32_RANGE[0], 2.0]
+    assert scale.grad.tolist() == [3.0, quant.INT32_RANGE[0], 2.0]  # d(code * scale)/d scale: the code
+    assert q[0].item() == pytest.approx(0.3) and q[2].item() == 0.5
 
 
 def test_mixed_activation_quantizer_is_theta_weighted():
