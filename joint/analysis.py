@@ -353,6 +353,21 @@ def summarize_size_table(table: pd.DataFrame) -> str:
     return first + " " + second
 
 
+def fine_tune_settling(records: list[dict]) -> pd.DataFrame:
+    """Per run, the change of validation accuracy (points) over the last two epochs of its final fine-tune: how far
+    from a plateau each point was compared."""
+    rows = []
+    for r in records:
+        phase = next((r["phases"][p] for p in ("finetune", "pit_finetune") if p in r["phases"]), None)
+        if phase is None or len(phase["curve"]) < 2:
+            continue
+        last, before = (100 * e["val_accuracy"] for e in phase["curve"][-1:-3:-1])
+        c = r["config"]
+        rows.append({"method": c["method"], "cost": c["cost"], "lambda": c["lam"], "epochs": phase["epochs"],
+                     "last_val_acc_%": last, "change_%": last - before})
+    return pd.DataFrame(rows, columns=["method", "cost", "lambda", "epochs", "last_val_acc_%", "change_%"])
+
+
 def to_markdown(table: pd.DataFrame, digits: int = 2) -> str:
     """A GitHub Markdown table; a missing result reads "none", other missing cells stay empty."""
     def cell(value, column: str) -> str:

@@ -186,3 +186,15 @@ def test_a_collapsed_model_is_left_out_of_the_iso_tables_and_named():
     assert ne16.to_dict("records") == before[before["target"] == "ne16"].to_dict("records") and 21 not in ne16["reference_cycles"].tolist()
     assert 111 in cycles[cycles["target"] == "mpic"]["matched_cycles"].tolist()
     assert analysis.left_out([record("joint", 1, 10, 85)]) == ""
+
+
+def test_fine_tune_settling_is_the_change_over_the_last_two_epochs_of_the_final_fine_tune():
+    curve = lambda *accs: {"epochs": len(accs), "curve": [{"val_accuracy": a} for a in accs]}  # noqa: E731
+    records = [{"config": {"method": "w8a8", "cost": "size", "lam": 0.0},
+                "phases": {"search": curve(0.1, 0.2), "finetune": curve(0.5, 0.771, 0.7735)}},
+               {"config": {"method": "pit", "cost": "size", "lam": 0.1},
+                "phases": {"pit_search": curve(0.3), "pit_finetune": curve(0.8, 0.79)}},
+               {"config": {"method": "float", "cost": "size", "lam": 0.0}, "phases": {"warmup": curve(0.7, 0.8)}}]
+    table = analysis.fine_tune_settling(records)
+    assert table["method"].tolist() == ["w8a8", "pit"] and table["epochs"].tolist() == [3, 2]
+    assert table["change_%"].tolist() == pytest.approx([0.25, -1.0])

@@ -157,11 +157,12 @@ HISTORY_RUNS = [RunConfig("digits", "w8a8", profile="smoke"), RunConfig("digits"
                 RunConfig("digits", "joint", 5.0, "mpic", "smoke")]
 def _records_of(root: Path, configs: list[RunConfig], threads: int, compiler_cache: Path) -> list[dict]:
     """The records of `configs` trained one after the other in one fresh process."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TORCHINDUCTOR_CACHE_DIR": str(compiler_cache)}
-    program = ("import sys; from joint import experiments as e; s = e.Store(results=sys.argv[1], cache=sys.argv[2], "
-               "progress=False); e.sweep([e.RunConfig(**c) for c in eval(sys.argv[3])], s)")
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(compiler_cache)}
+    program = ("import sys, torch; torch.set_num_threads(int(sys.argv[4])); from joint import experiments as e; "
+               "s = e.Store(results=sys.argv[1], cache=sys.argv[2], progress=False); "
+               "e.sweep([e.RunConfig(**c) for c in eval(sys.argv[3])], s)")
     subprocess.run([sys.executable, "-c", program, str(root / "results"), str(root / "cache"),
-                    repr([c.__dict__ for c in configs])], env=env, check=True, capture_output=True)
+                    repr([c.__dict__ for c in configs]), str(threads)], env=env, check=True, capture_output=True)
     s = Store(results=root / "results", cache=root / "cache")
     return [without_timing(s.read_record(c)) for c in configs]
 

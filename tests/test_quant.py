@@ -217,6 +217,7 @@ def test_every_grid_keeps_its_compiled_kernel(caplog):
 
 KERNEL_SUMS = """
 import sys, torch
+torch.set_num_threads(int(sys.argv[2]))
 from joint import quant
 g = torch.Generator().manual_seed(0)
 x, grad = torch.randn(2, 300_000, generator=g)
@@ -230,9 +231,9 @@ print(torch.cat(sums).tolist())
 
 
 def _kernel_sums(cache: Path, threads: int, first: str = "large-first") -> list[float]:
-    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache), "OMP_NUM_THREADS": str(threads), "JOINT_COMPILE": "1"}
-    done = subprocess.run([sys.executable, "-c", KERNEL_SUMS, first], env=env, capture_output=True, text=True,
-                          check=True)
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache), "JOINT_COMPILE": "1"}
+    done = subprocess.run([sys.executable, "-c", KERNEL_SUMS, first, str(threads)], env=env, capture_output=True,
+                          text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -37,7 +37,8 @@ def test_committed_tables_are_what_the_committed_records_give(folder: Path):
     tables = {"size_table": analysis.size_table(sized), "training_time": analysis.time_table(sized),
               "joint_vs_sequential": analysis.front_comparison(sized, "joint", "sequential"),
               "cycles_at_iso_accuracy": analysis.cycles_table(costed),
-              "cost_model_summary": analysis.cost_model_summary(costed, experiments.ABLATION_COSTS)}
+              "cost_model_summary": analysis.cost_model_summary(costed, experiments.ABLATION_COSTS),
+              "fine_tune_settling": analysis.fine_tune_settling(list({r["key"]: r for r in sized + costed}.values()))}
     assert sorted(p.stem for p in folder.glob("*.csv")) == sorted(tables)
     for name, table in tables.items():
         assert (folder / f"{name}.csv").read_text() == table.to_csv(index=False), name
