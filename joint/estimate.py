@@ -3,6 +3,7 @@ size, times the epochs the profile allows each phase (early stopping can only sh
 included)."""
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,14 +27,17 @@ SPLIT_SIZES = {"digits": (1_077, 360, 360), "cifar10": (40_000, 10_000, 10_000),
 
 
 def _timed(step: Callable[[], None], repeats: int) -> float:
+    """Median seconds of one step after a first, untimed one: a hiccup of a busy machine moves no median."""
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)  # CUDA runs asynchronously
     step()
     sync()
-    started = time.perf_counter()
+    times = []
     for _ in range(repeats):
+        started = time.perf_counter()
         step()
-    sync()
-    return (time.perf_counter() - started) / repeats
+        sync()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cost: Callable[[], torch.Tensor] | None):
@@ -50,7 +54,7 @@ def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cost: Callab
     return step
 
 
-def per_sample_seconds(benchmark: str, device: torch.device, batch: int = 16, repeats: int = 3,
+def per_sample_seconds(benchmark: str, device: torch.device, batch: int = 16, repeats: int = 7,
                        channels_last: bool = False) -> dict[str, float]:
     """Seconds per training sample of each kind of phase (float, fixed QAT, search with 8-bit or searched
     activations, PIT), per evaluated sample, and per sample of a 224-px ResNet-18 (Tiny ImageNet's first stage),
