@@ -12,19 +12,13 @@ import torchvision
 
 import joint
 from joint.export import compare_onnx, onnx_sizes
+from joint.search import random_architecture
 
 
-def random_architecture(net: joint.SearchableNet, seed: int) -> None:
-    """Logits that choose a random precision per channel (per activation), one channel of each group kept."""
+def random_clips(net: joint.SearchableNet, seed: int) -> None:
+    """Activation clips drawn from [1, 4), so the exported quantizers are not all alike."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for g, alpha in net.logits.items():
-            choice = torch.randint(0, alpha.shape[0], (alpha.shape[1],), generator=gen)
-            if net.groups[g].zero_index is not None:
-                choice[0] = alpha.shape[0] - 1
-            alpha.copy_(torch.nn.functional.one_hot(choice, alpha.shape[0]).T.to(alpha.dtype))
-        for alpha in net.act_logits.values():
-            alpha.copy_(torch.nn.functional.one_hot(torch.randint(0, len(alpha), (), generator=gen), len(alpha)))
         for key in net.act_signed:
             net.act(key).clip.uniform_(1.0, 4.0, generator=gen)
 
@@ -52,7 +46,7 @@ def main() -> None:
                 torch.manual_seed(seed)
                 x = torch.rand(args.batch, *shape)
                 net = joint.searchable(build().eval(), joint.SearchSpace((0, 2, 4, 8), act_bits), x)
-                random_architecture(net, seed)
+                random_clips(random_architecture(net, seed), seed)
                 net.freeze()
                 path = Path(tmp) / "m.onnx"
                 sizes = onnx_sizes(joint.export_onnx(net.eval(), path))

@@ -13,8 +13,10 @@ import torch
 from . import cost as cost_models
 from . import experiments, methods, models, profiles
 from .arch import Arch
+from .config import RunConfig
 from .graph import describe, searchable
 from .search import SearchSpace
+from .store import ROOT, Store, load_model, project_path, read_json, shown
 
 UNITS = {"size": "bits", "bitops": "bit-ops", "mpic": "cycles", "ne16": "cycles"}
 
@@ -60,11 +62,11 @@ def cost(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def _store(args: argparse.Namespace) -> experiments.Store:
-    return experiments.Store(results=experiments.project_path(args.results),
-                             cache=experiments.project_path(args.cache), progress=not args.quiet,
-                             data_root=experiments.project_path(args.data), device=args.device,
-                             download=not args.no_download)
+def _store(args: argparse.Namespace) -> Store:
+    return Store(results=project_path(args.results),
+                 cache=project_path(args.cache), progress=not args.quiet,
+                 data_root=project_path(args.data), device=args.device,
+                 download=not args.no_download)
 
 
 def _bits(text: str | None) -> tuple[int, ...] | None:
@@ -77,15 +79,15 @@ def _bits(text: str | None) -> tuple[int, ...] | None:
 
 
 def run(args: argparse.Namespace) -> str:
-    config = experiments.RunConfig(args.benchmark, args.method, args.lam, args.cost, args.profile, args.seed,
-                                   args.pit_lam, _bits(args.act_bits))
+    config = RunConfig(args.benchmark, args.method, args.lam, args.cost, args.profile, args.seed,
+                       args.pit_lam, _bits(args.act_bits))
     store = _store(args)
     record = experiments.run(config, store)
     m = record["metrics"]
     cycles = "" if m["mpic_cycles"] is None else f", {m['mpic_cycles']:,.0f} MPIC / {m['ne16_cycles']:,.0f} NE16 cycles"
     return "\n".join([f"{config.method} lam={config.lam:g} ({config.cost}) on {config.benchmark} ({config.profile}): "
                       f"test accuracy {100 * m['test_accuracy']:.2f} %, size {m['size_kb']:.3f} kB{cycles} -> "
-                      f"{experiments.shown(store.record_path(config))}", *experiments.warnings_of([record])])
+                      f"{shown(store.record_path(config))}", *experiments.warnings_of([record])])
 
 
 def scan(args: argparse.Namespace) -> str:
@@ -94,8 +96,8 @@ def scan(args: argparse.Namespace) -> str:
     store = _store(args)
     lams = _floats(args.lams, "lams")
     header = f"{'lambda':>8}{'size kB':>10}{'cost ratio':>12}{'pruned %':>10}{'val acc %':>11}{'epochs':>8}{'s':>8}"
-    configs = [experiments.RunConfig(args.benchmark, args.method, lam, args.cost, args.profile, args.seed,
-                                     act_bits=_bits(args.act_bits)) for lam in lams]
+    configs = [RunConfig(args.benchmark, args.method, lam, args.cost, args.profile, args.seed,
+                         act_bits=_bits(args.act_bits)) for lam in lams]
     for config in configs:
         experiments.check_scannable(config)
     print(f"scan of {args.method} ({args.cost}) on {args.benchmark} ({args.profile}), search phase only:\n{header}",
@@ -116,24 +118,24 @@ def _floats(text: str, name: str) -> tuple[float, ...]:
         raise ValueError(f"{name} must be comma-separated numbers such as 0.5,2,10; got {text!r}") from None
 
 
-def _recorded(args: argparse.Namespace) -> tuple[dict, experiments.Store]:
+def _recorded(args: argparse.Namespace) -> tuple[dict, Store]:
     """The record a command names: by --key, or by its settings; a run that is not recorded is one line."""
     store = _store(args)
     runs = store.results / args.profile / "runs"
     if args.key:
-        record = experiments.read_json(runs / f"{args.key}.json")
+        record = read_json(runs / f"{args.key}.json")
         if record is None:
-            raise ValueError(f"no record with key {args.key!r} in {experiments.shown(runs)}")
+            raise ValueError(f"no record with key {args.key!r} in {shown(runs)}")
         return record, store
-    config = experiments.RunConfig(args.benchmark, args.method, args.lam, args.cost, args.profile, args.seed,
-                                   args.pit_lam, _bits(args.act_bits))
+    config = RunConfig(args.benchmark, args.method, args.lam, args.cost, args.profile, args.seed,
+                       args.pit_lam, _bits(args.act_bits))
     record = store.read_record(config)
     if record is None:
-        recorded = sorted({r["config"]["lam"] for r in map(experiments.read_json, sorted(runs.glob("*.json")))
+        recorded = sorted({r["config"]["lam"] for r in map(read_json, sorted(runs.glob("*.json")))
                            if r["config"]["method"] == config.method and r["config"]["cost"] == config.cost})
         lams = ", ".join(f"{lam:g}" for lam in recorded) or "none"
         raise ValueError(f"no recorded run of {config.method} lam={config.lam:g} ({config.cost}) on "
-                         f"{config.benchmark} in {experiments.shown(runs)}; recorded lambdas of this method and cost "
+                         f"{config.benchmark} in {shown(runs)}; recorded lambdas of this method and cost "
                          f"model: {lams}")
     return record, store
 
@@ -168,8 +170,8 @@ def export_command(args: argparse.Namespace) -> str:
         raise ValueError(f"run {record['key']} ({record['config']['method']}) is a float model; export takes a "
                          f"quantized run (joint, mixprec, edmips, w8a8, w4a8, w2a8, sequential)")
     out = Path(args.out or f"{record['config']['method']}-{record['key']}.onnx")
-    sizes = onnx_sizes(export_onnx(experiments.load_model(record, store), out, args.opset))
-    return (f"{experiments.shown(out)}: {out.stat().st_size:,} bytes; integer weights {sizes['weights']:,} bytes "
+    sizes = onnx_sizes(export_onnx(load_model(record, store), out, args.opset))
+    return (f"{shown(out)}: {out.stat().st_size:,} bytes; integer weights {sizes['weights']:,} bytes "
             f"(the architecture: {record['metrics']['size_kb'] * 1000:,.0f}), their scales {sizes['weight_scales']:,}, "
             f"biases {sizes['biases']:,}, other constants {sizes['other']:,}; opset {args.opset}; recorded test "
             f"accuracy {100 * record['metrics']['test_accuracy']:.2f} %")
@@ -186,7 +188,7 @@ def sweep(args: argparse.Namespace) -> str:
     records = experiments.sweep(configs, store)
     return "\n".join([f"{len(configs)} runs of the {args.analysis} analysis ({pending} trained now, "
                       f"{len(configs) - pending} already recorded) in {time.perf_counter() - started:.1f} s -> "
-                      f"{experiments.shown(store.results / args.profile / 'runs')}", *experiments.warnings_of(records)])
+                      f"{shown(store.results / args.profile / 'runs')}", *experiments.warnings_of(records)])
 
 
 def _benchmarks(args: argparse.Namespace) -> tuple[str, ...]:
@@ -198,7 +200,7 @@ def _benchmarks(args: argparse.Namespace) -> tuple[str, ...]:
     return chosen
 
 
-def _all_runs(benchmark: str, profile: str) -> list[experiments.RunConfig]:
+def _all_runs(benchmark: str, profile: str) -> list[RunConfig]:
     """Every run the notebooks of one benchmark read, each once."""
     configs = experiments.size_sweep(benchmark, profile) + experiments.cost_sweep(benchmark, profile)
     return list(dict.fromkeys(configs))
@@ -214,7 +216,7 @@ def estimate(args: argparse.Namespace) -> str:
 
 def _relative(path: str) -> str:
     """A directory as the notebooks receive it: relative to the repository root, so no machine path is printed."""
-    return os.path.relpath(experiments.project_path(path), experiments.ROOT)
+    return os.path.relpath(project_path(path), ROOT)
 
 
 def reproduce(args: argparse.Namespace) -> str:
@@ -237,33 +239,34 @@ def reproduce(args: argparse.Namespace) -> str:
                                        args.workers)
         for line in experiments.warnings_of(records):
             print(line, flush=True)
-    out_dir = experiments.project_path(args.results) / args.profile / "notebooks"
+    out_dir = project_path(args.results) / args.profile / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     for benchmark in benchmarks:
         for name in experiments.NOTEBOOKS:
-            source = experiments.ROOT / "notebooks" / f"{name}.ipynb"
+            source = ROOT / "notebooks" / f"{name}.ipynb"
             target = out_dir / f"{name}-{benchmark}.ipynb"
             partial = target.with_name(target.name + ".partial.ipynb")
-            print(f"executing {source.name} for {benchmark} -> {experiments.shown(target)}", flush=True)
+            print(f"executing {source.name} for {benchmark} -> {shown(target)}", flush=True)
             executed = papermill.execute_notebook(
-                str(source), str(partial), cwd=str(experiments.ROOT), progress_bar=False,
+                str(source), str(partial), cwd=str(ROOT), progress_bar=False,
                 parameters={"benchmark": benchmark, "profile": args.profile,
                             **{f"{name}_dir": _relative(getattr(args, name)) for name in
                                ("results", "figures", "cache", "data")}})
-            executed.metadata.papermill.update(input_path=experiments.shown(source),
-                                               output_path=experiments.shown(target))  # no machine paths
+            executed.metadata.papermill.update(input_path=shown(source),
+                                               output_path=shown(target))  # no machine paths
             nbformat.write(executed, str(partial))
             partial.replace(target)
-    results = experiments.project_path(args.results) / args.profile
-    figures = experiments.project_path(args.figures) / args.profile
+    results = project_path(args.results) / args.profile
+    figures = project_path(args.figures) / args.profile
     lines = [f"profile {args.profile}: every run and notebook done in {time.perf_counter() - started:.1f} s",
-             f"  notebooks: {experiments.shown(out_dir)}", "  tables:"]
-    lines += [f"    {experiments.shown(p)}" for p in sorted(results.glob("*/*.md"))]
-    lines += ["  figures:"] + [f"    {experiments.shown(p)}" for p in sorted(figures.glob("*.png"))]
+             f"  notebooks: {shown(out_dir)}", "  tables:"]
+    lines += [f"    {shown(p)}" for p in sorted(results.glob("*/*.md"))]
+    lines += ["  figures:"] + [f"    {shown(p)}" for p in sorted(figures.glob("*.png"))]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (a test parses every command the README and docs show with it)."""
     parser = argparse.ArgumentParser(prog="python -m joint", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_info = sub.add_parser("info", help="per-layer table of a reference model")
@@ -331,7 +334,11 @@ def main(argv: list[str] | None = None) -> int:
                            + ", ".join(sorted(cost_models.MODELS)))
             p.add_argument("--act-bits", help="activation precisions, e.g. 2,4,8 (default: the cost model's target)")
             p.add_argument("--pit-lam", type=float, help="sequential only: the PIT lambda of its pruned seed")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     commands = {"info": lambda a: info(a.model, a.json), "cost": cost, "run": run, "scan": scan, "sweep": sweep,
                 "arch": arch_table, "export": export_command,
                 "estimate": estimate, "reproduce": reproduce}

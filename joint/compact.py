@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .arch import Arch
-from .export import flattened_keep
 from .graph import searchable
+from .plain import flattened_keep, kept_channels
 from .quant import bias_codes, weight_codes, weight_grid
 from .search import SearchableNet, SearchSpace
 
@@ -43,7 +43,7 @@ def _kept_inputs(net: SearchableNet, arch: Arch, name: str) -> Tensor | None:
     if wire.input_group is None or not net.groups[wire.input_group].prunable or wire.shape.kind == "dw":
         return None
     bits = arch.layers[net.groups[wire.input_group].layers[0]].weight_bits
-    return flattened_keep(torch.tensor([c for c, b in enumerate(bits) if b > 0]), wire.input_multiplier)
+    return flattened_keep(kept_channels(bits), wire.input_multiplier)
 
 
 def _channels(bits: list[int], p: int) -> Tensor:

@@ -14,11 +14,12 @@ from torch import nn
 
 from . import data as datasets
 from . import methods, models
-from .experiments import RunConfig, Store
-from .profiles import Profile, get_profile
+from .config import RunConfig
 from .graph import searchable
 from .pit import prunable
+from .profiles import Profile, get_profile
 from .search import SearchSpace
+from .store import Store
 
 # train / val / test samples (protocol.md §2-4); the real loaders produce these sizes
 SPLIT_SIZES = {"digits": (1_077, 360, 360), "cifar10": (40_000, 10_000, 10_000),

@@ -20,15 +20,18 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import replace
 
+import distributed
 import torch
-from distributed import Client, Future, as_completed
+from distributed import Client, Future
 from tqdm.auto import tqdm
 
 from . import experiments, profiles
-from .experiments import RunConfig, Store
+from .config import RunConfig
+from .store import Store
 
 EXECUTORS = ("serial", "local", "dask")
 
@@ -56,32 +59,34 @@ def run_sweep(configs: list[RunConfig], store: Store, executor: str = "serial", 
 
 
 def _run_on_cluster(client: Client, pending: list[RunConfig], store: Store) -> None:
-    """Send the warm-ups, then every run (a sequential one once its PIT seed is recorded); write records as they
-    arrive."""
+    """Send the warm-ups, then every run, each task after its warm-up's."""
     remote, resources = _remote_store(store), _gpu_resources(client)
     warmups = {key: client.submit(_warm_up, *key, remote, resources=resources)
                for key in dict.fromkeys((c.benchmark, c.profile, c.seed) for c in pending)}
-    running, owner = as_completed(), {}
-    waiting: dict[RunConfig, list[RunConfig]] = {}  # PIT run -> the sequential runs seeded by it
+    _dispatch(pending, store, lambda config: client.submit(
+        _compute, config, remote, warmups[config.benchmark, config.profile, config.seed], resources=resources),
+        distributed.wait)
 
-    def send(config: RunConfig) -> None:
-        future = client.submit(_compute, config, remote, warmups[config.benchmark, config.profile, config.seed],
-                               resources=resources)
-        owner[future] = config
-        running.add(future)
 
+def _dispatch(pending: list[RunConfig], store: Store, submit: Callable[[RunConfig], object],
+              wait_for: Callable) -> None:
+    """Submit every run (a sequential one once its PIT seed is recorded) and write each record as it arrives; `submit`
+    returns a future that `wait_for` (concurrent.futures.wait or distributed.wait) waits on."""
+    owner, waiting = {}, {}  # future -> its run; PIT run -> the sequential runs seeded by it
     for config in pending:
         if config.method == "sequential" and config.seed_config() in pending:
             waiting.setdefault(config.seed_config(), []).append(config)
         else:
-            send(config)
+            owner[submit(config)] = config
     with tqdm(total=len(pending), desc="runs", disable=not store.progress) as bar:
-        for future in running:
-            config = owner.pop(future)
-            experiments.save_record(config, _result(future, config), store)
-            bar.update(1)
-            for follower in waiting.pop(config, []):
-                send(follower)
+        while owner:
+            done, _ = wait_for(list(owner), return_when=FIRST_COMPLETED)
+            for future in done:
+                config = owner.pop(future)
+                store.write_record(config, _result(future, config))
+                bar.update(1)
+                for follower in waiting.pop(config, []):
+                    owner[submit(follower)] = follower
 
 
 @contextlib.contextmanager
@@ -114,29 +119,14 @@ def _exit_with(parent: int) -> None:
 
 
 def _run_locally(pending: list[RunConfig], store: Store, count: int) -> None:
-    """Train the warm-ups, then every run (a sequential one once its PIT seed is recorded) in `count` spawned
-    single-threaded processes; write records as they arrive."""
+    """Train the warm-ups, then every run, in `count` spawned single-threaded processes."""
     remote = _remote_store(store)
     context = multiprocessing.get_context("spawn")
     with _environment(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"), \
             ProcessPoolExecutor(count, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),)) as pool:
         for key in dict.fromkeys((c.benchmark, c.profile, c.seed) for c in pending):
             pool.submit(_warm_up, *key, remote).result()
-        owner, waiting = {}, {}
-        for config in pending:
-            if config.method == "sequential" and config.seed_config() in pending:
-                waiting.setdefault(config.seed_config(), []).append(config)
-            else:
-                owner[pool.submit(experiments.compute, config, remote)] = config
-        with tqdm(total=len(pending), desc="runs", disable=not store.progress) as bar:
-            while owner:
-                done, _ = wait(owner, return_when=FIRST_COMPLETED)
-                for future in done:
-                    config = owner.pop(future)
-                    experiments.save_record(config, _result(future, config), store)
-                    bar.update(1)
-                    for follower in waiting.pop(config, []):
-                        owner[pool.submit(experiments.compute, follower, remote)] = follower
+        _dispatch(pending, store, lambda config: pool.submit(experiments.compute, config, remote), wait)
 
 
 def _result(future, config: RunConfig) -> dict:

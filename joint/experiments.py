@@ -1,211 +1,29 @@
-"""Experiments: RunConfig, run() and sweep(), and the store of run records (one JSON per run)."""
+"""Experiments: training and measuring one run (run, compute), the shared warm-up, sweeps and lambda scans."""
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import platform
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
-from . import cost as cost_models
+from . import compact
 from . import data as datasets
-from . import compact, methods, models, quant
+from . import methods, quant
+from .arch import Arch
+from .config import RunConfig
 from .graph import describe, searchable
 from .pit import prunable
 from .profiles import PROFILES, Profile, get_profile
-from .arch import Arch
 from .search import SearchSpace, at_activation_bits
-from .train import Penalty, evaluate, pick_device, train_phase
+from .store import FLOAT_FORMAT, PIT_FORMAT, Store, load_model, load_pit_seed, write_torch
+from .train import Penalty, evaluate, train_phase
 
-
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("00_tour", "01_size_pareto", "02_training_time", "03_cost_model_ablation")
-
-
-def project_path(path: str | Path) -> Path:
-    """`path` itself if absolute, else relative to the repository root (so notebooks find results from any cwd)."""
-    path = Path(path)
-    return path if path.is_absolute() else ROOT / path
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """One run = one Pareto point: a method on a benchmark, at one lambda and cost model, with one seed."""
-
-    benchmark: str
-    method: str
-    lam: float = 0.0
-    cost: str = "size"
-    profile: str = "quick"
-    seed: int = 0
-    pit_lam: float | None = None  # sequential only: the PIT lambda of the pruned seed it starts from
-    act_bits: tuple[int, ...] | None = None  # activation precisions; None: the cost model's target (searches)
-
-    def __post_init__(self):
-        if self.benchmark not in datasets.LOADERS:
-            raise ValueError(f"unknown benchmark {self.benchmark!r}; allowed: {', '.join(sorted(datasets.LOADERS))}")
-        method = methods.get(self.method)
-        get_profile(self.profile, self.benchmark)
-        cost_models.get(self.cost)
-        if isinstance(self.lam, bool) or not isinstance(self.lam, (int, float)) or not 0 <= self.lam < math.inf:
-            raise ValueError(f"lam must be a finite number >= 0; got {self.lam!r}")
-        if self.lam and not method.searches:
-            raise ValueError(f"lam must be 0 for method {self.method!r}, which does not search; got {self.lam!r}")
-        if method.seeded != (self.pit_lam is not None):
-            raise ValueError(f"pit_lam (the PIT lambda of the seed) is required for method 'sequential' and only for "
-                             f"it; got pit_lam={self.pit_lam!r} with method {self.method!r}")
-        if self.pit_lam is not None:
-            if isinstance(self.pit_lam, bool) or not isinstance(self.pit_lam, (int, float)) or \
-                    not 0 <= self.pit_lam < math.inf:
-                raise ValueError(f"pit_lam must be a finite number >= 0; got {self.pit_lam!r}")
-            object.__setattr__(self, "pit_lam", float(self.pit_lam))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0; got {self.seed!r}")
-        object.__setattr__(self, "lam", float(self.lam))
-        object.__setattr__(self, "act_bits", self._resolve_act_bits(method))
-
-    def _resolve_act_bits(self, method: methods.Method) -> tuple[int, ...] | None:
-        """The activation precision set this run uses, spelled out, so equal runs get equal keys."""
-        if method.space is None:
-            if self.act_bits is not None:
-                raise ValueError(f"act_bits must be None for method {self.method!r}, which is not quantized; "
-                                 f"got {self.act_bits!r}")
-            return None
-        if not method.searches:
-            fixed = method.space.act_bits
-            if self.act_bits is not None and tuple(sorted(self.act_bits)) != fixed:
-                raise ValueError(f"act_bits of method {self.method!r} are fixed to {fixed}; got {self.act_bits!r}")
-            return fixed
-        if self.act_bits is None:
-            return cost_models.search_act_bits(self.cost)
-        bits = SearchSpace(act_bits=self.act_bits).act_bits
-        target = cost_models.TARGET_ACT_BITS[self.cost]
-        if target is not None and not set(bits) <= set(target):
-            raise ValueError(f"act_bits {bits} are not all supported by cost model {self.cost!r}; allowed: "
-                             f"a subset of {target}")
-        return bits
-
-    def space(self) -> SearchSpace | None:
-        """The search space of this run: its method's, with this run's activation precisions."""
-        space = methods.get(self.method).space
-        return None if space is None else replace(space, act_bits=self.act_bits)
-
-    def seed_config(self) -> RunConfig:
-        """The PIT run whose pruned model seeds this sequential run."""
-        return RunConfig(self.benchmark, "pit", self.pit_lam, "size", self.profile, self.seed)
-
-    def key(self) -> str:
-        """Stable name of the run's record: a hash of every field and of the profile's settings."""
-        fields = {**asdict(self), "profile_settings": get_profile(self.profile, self.benchmark).fingerprint()}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-
-
-@dataclass
-class Store:
-    """Where records (results/<profile>/runs/<key>.json) and resumable checkpoints (a git-ignored cache) live."""
-
-    results: Path = Path("results")
-    cache: Path = Path(".cache")
-    progress: bool = True
-    data_root: Path = Path("data")
-    device: str = "auto"  # "auto": CUDA when present, else the CPU
-    download: bool = True
-    _benchmarks: dict = field(default_factory=dict, repr=False)
-    _identities: dict = field(default_factory=dict, repr=False)
-
-    def __post_init__(self):
-        self.results, self.cache, self.data_root = Path(self.results), Path(self.cache), Path(self.data_root)
-
-    def torch_device(self) -> torch.device:
-        return pick_device(self.device)
-
-    def data_identity(self, benchmark: str) -> str:
-        """Which copy of `benchmark`'s data this store reads ("" where there is only one), named once."""
-        if benchmark not in self._identities:
-            self._identities[benchmark] = datasets.identity(benchmark, str(self.data_root))
-        return self._identities[benchmark]
-
-    def key(self, config: RunConfig) -> str:
-        """The name of a run's record, model and checkpoints: its config's key, and the data copy it reads."""
-        copy = self.data_identity(config.benchmark)
-        return config.key() if not copy else hashlib.sha256(f"{config.key()} {copy}".encode()).hexdigest()[:16]
-
-    def record_path(self, config: RunConfig) -> Path:
-        return self.results / config.profile / "runs" / f"{self.key(config)}.json"
-
-    def checkpoint(self, config: RunConfig, phase: str) -> Path:
-        path = self.cache / config.profile / "checkpoints" / f"{self.key(config)}-{phase}.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def pit_seed(self, config: RunConfig) -> Path:
-        """Where the pruned, fine-tuned float model of a PIT run is kept (the seed of the sequential runs)."""
-        return self.cache / config.profile / "pit-seeds" / f"{self.key(config)}.pt"
-
-    def model_path(self, config: RunConfig | dict) -> Path:
-        """Where the trained model of a run (a config, or a record, by the key it was written under) is kept, beside
-        its record (see save_model)."""
-        if isinstance(config, dict):
-            return self.results / config["config"]["profile"] / "models" / f"{config['key']}.pt"
-        return self.results / config.profile / "models" / f"{self.key(config)}.pt"
-
-    def warmup_path(self, benchmark: str, profile: str, seed: int) -> Path:
-        """Where the float warm-up of a benchmark, profile and seed is cached (named by its own settings and the
-        data copy it read only)."""
-        fingerprint = get_profile(profile, benchmark).warmup_fingerprint()
-        copy = self.data_identity(benchmark)
-        if copy:
-            fingerprint += "-" + hashlib.sha256(copy.encode()).hexdigest()[:8]
-        return self.cache / profile / "warmup" / f"{benchmark}-seed{seed}-{fingerprint}.pt"
-
-    def read_record(self, config: RunConfig) -> dict | None:
-        """The record of `config`, or None if it was not run; a file that is not valid JSON is a one-line error."""
-        return read_json(self.record_path(config))
-
-    def benchmark(self, name: str) -> datasets.Benchmark:
-        if name not in self._benchmarks:
-            self._benchmarks[name] = datasets.load(name, str(self.data_root), self.download)
-        return self._benchmarks[name]
-
-
-def read_json(path: Path) -> dict | None:
-    """The JSON object in `path`, None if there is no such file; a damaged file is a one-line error saying what to do
-    (nothing is deleted or rewritten)."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{shown(path)} is not valid JSON ({err.msg} at line {err.lineno}); restore it with "
-                         f"'git checkout -- {shown(path)}' or delete it to run that run again") from None
-
-
-def shown(path: str | Path) -> str:
-    """`path` as printed in outputs: relative to the repository root, so no machine's absolute path ends up in
-    executed notebooks and tables."""
-    return Path(os.path.relpath(Path(path).resolve(), ROOT)).as_posix()
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(obj, path.with_name(path.name + ".tmp"))
-    os.replace(path.with_name(path.name + ".tmp"), path)
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write atomically: a reader sees the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def _phase_record(result) -> dict:
@@ -251,7 +69,7 @@ def warmup(benchmark: str, profile: str, seed: int, store: Store) -> tuple[torch
     result = train_phase(model, prof.warmup, bench.train, bench.val, checkpoint=done.with_suffix(".resume.pt"),
                          desc=f"{benchmark} warm-up", **common)
     phase.update(_phase_record(result))
-    _atomic_torch_save({"model": model.state_dict(), "phase": phase}, done)
+    write_torch(done, {"model": model.state_dict(), "phase": phase})
     done.with_suffix(".resume.pt").unlink(missing_ok=True)
     done.with_suffix(".pretrain.pt").unlink(missing_ok=True)
     return model.eval(), phase
@@ -277,16 +95,9 @@ def run(config: RunConfig, store: Store | None = None) -> dict:
     store = store or Store()
     record = store.read_record(config)
     if record is None:
-        save_record(config, compute(config, store), store)
+        store.write_record(config, compute(config, store))
         record = store.read_record(config)  # as a later call reads it (JSON lists, not tuples)
     return record
-
-
-def save_record(config: RunConfig, record: dict, store: Store) -> None:
-    """Write a run's record (atomically) and drop its resumable checkpoints, which it no longer needs."""
-    write_json(store.record_path(config), record)
-    for phase in ("search", "finetune", "pit_search", "pit_finetune"):
-        store.checkpoint(config, phase).unlink(missing_ok=True)
 
 
 def compute(config: RunConfig, store: Store) -> dict:
@@ -319,9 +130,9 @@ def compute(config: RunConfig, store: Store) -> dict:
     else:
         result = _run_quantized(config, prof, config.space(), method.phases, warm, warm, example, bench, store)
     record["phases"].update(result.pop("phases"))
-    _atomic_torch_save(result.pop("model"), store.model_path(config))
+    write_torch(store.model_path(config), result.pop("model"))
     record.update(result)
-    record["versions"] = {"joint": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    record["versions"] = {"joint": version("joint"), "torch": torch.__version__, "python": platform.python_version()}
     record["environment"] = environment(store.torch_device())
     return record
 
@@ -331,53 +142,6 @@ def environment(device: torch.device) -> dict:
     return {"threads": torch.get_num_threads(), "device": str(device), "compiled_quantizer": quant.compiled()}
 
 
-FLOAT_FORMAT, PIT_FORMAT = "joint-float-1", "joint-pit-1"  # a float state dict; a PIT-pruned float state dict
-
-
-def load_model(record: dict, store: Store | None = None) -> torch.nn.Module:
-    """The trained model of a recorded run, rebuilt from the file kept beside its record, in eval mode: the float
-    model, the PIT-pruned float model, or the frozen searchable net (quantized runs), which evaluates bit for bit as
-    when its record was written. No data is needed."""
-    store = store or Store()
-    config = RunConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()})
-    path = store.model_path(record)
-    if not path.exists():
-        raise ValueError(f"{shown(path)} is missing: this run was recorded without its model; delete its record "
-                         f"{shown(store.results / config.profile / 'runs' / (record['key'] + '.json'))} and run it "
-                         f"again to keep one")
-    data = torch.load(path, weights_only=True)
-    model, shape = models.build(datasets.MODELS[config.benchmark])
-    if data.get("format") == FLOAT_FORMAT:
-        model.load_state_dict(data["state"])
-        return model.eval()
-    if data.get("format") == PIT_FORMAT:
-        pruned = pruned_structure(model, shape, Arch.from_dict(record["arch"]))
-        pruned.load_state_dict(data["state"])
-        return pruned.eval()
-    if methods.get(config.method).seeded:
-        seed = read_json(store.results / config.profile / "runs" / f"{record['seed']['key']}.json")
-        if seed is None:
-            raise ValueError(f"the PIT seed of this sequential run (method pit, lam={config.pit_lam:g}) is not "
-                             f"recorded in {shown(store.results / config.profile / 'runs')}")
-        model = pruned_structure(model, shape, Arch.from_dict(seed["arch"]))
-    return compact.load(model, shape, data).eval()
-
-
-def pruned_structure(model: torch.nn.Module, input_shape: tuple[int, ...], arch: Arch) -> torch.nn.Module:
-    """`model` with the channels a recorded PIT architecture pruned removed (weights as they were)."""
-    net = prunable(model, torch.zeros(1, *input_shape))
-    net.keep(arch)
-    return net.export()
-
-
-def load_pit_seed(path: Path, warm: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
-    """Rebuild a PIT run's pruned, fine-tuned float model: its masks select the channels, then its weights load."""
-    saved = torch.load(path, weights_only=True)
-    net = prunable(warm, example)
-    net.load_state_dict(saved["pit"])
-    pruned = net.export()
-    pruned.load_state_dict(saved["pruned"])
-    return pruned.eval()
 
 
 def _run_pit(config: RunConfig, prof: Profile, warm: torch.nn.Module, example: torch.Tensor,
@@ -402,7 +166,7 @@ def _run_pit(config: RunConfig, prof: Profile, warm: torch.nn.Module, example: t
     phases["pit_finetune"] = _phase_record(train_phase(
         pruned, prof.pit_finetune, bench.train, bench.val, checkpoint=store.checkpoint(config, "pit_finetune"),
         desc="pit fine-tune", **common))
-    _atomic_torch_save({"pit": net.state_dict(), "pruned": pruned.state_dict()}, store.pit_seed(config))
+    write_torch(store.pit_seed(config), {"pit": net.state_dict(), "pruned": pruned.state_dict()})
     return {"space": None, "phases": phases, "arch": arch.to_dict(),
             "model": {"format": PIT_FORMAT, "state": pruned.state_dict()},
             "metrics": {**_accuracies(pruned, bench, store), "size_kb": arch.size_kb(),

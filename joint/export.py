@@ -2,7 +2,6 @@
 with true per-channel mixed precision (integer weights at their bits, quantized activations)."""
 from __future__ import annotations
 
-import copy
 import math
 import re
 from pathlib import Path
@@ -10,48 +9,9 @@ from pathlib import Path
 import torch
 from torch import fx, nn
 
+from .plain import flattened_keep, kept_channels, plain_layer, rebuild
 from .quant import ActivationQuantizer
 from .search import SearchableNet
-
-
-def _keep(bits: list[int]) -> torch.Tensor:
-    return torch.tensor([c for c, b in enumerate(bits) if b > 0], dtype=torch.long)
-
-
-def flattened_keep(keep: torch.Tensor, multiplier: int) -> torch.Tensor:
-    """Input features kept by a consumer when `keep` channels survive and a flatten gives each `multiplier` features."""
-    return (keep[:, None] * multiplier + torch.arange(multiplier)[None, :]).flatten()
-
-
-def plain_layer(weight: torch.Tensor, bias: torch.Tensor | None, conv: dict | None, kind: str) -> nn.Module:
-    """A plain nn.Linear (conv None) or nn.Conv2d (conv: stride, padding, dilation) holding copies of the tensors."""
-    if conv is None:
-        plain = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-    else:
-        groups = weight.shape[0] if kind == "dw" else 1
-        plain = nn.Conv2d(weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]), conv["stride"],
-                          conv["padding"], conv["dilation"], groups, bias=bias is not None)
-    plain.weight = nn.Parameter(weight.clone())
-    if bias is not None:
-        plain.bias = nn.Parameter(bias.clone())
-    return plain
-
-
-def rebuild(body: fx.GraphModule, modules: dict[str, nn.Module], class_name: str,
-            drop: str | None = None) -> fx.GraphModule:
-    """A new GraphModule over a copy of `body`'s graph: `modules` replace submodules, the others are copied, and
-    call_module nodes whose target starts with `drop` are removed (their input passed through)."""
-    graph = fx.Graph()
-    graph.output(graph.graph_copy(body.graph, {}))
-    for node in list(graph.nodes):
-        if drop is not None and node.op == "call_module" and node.target.startswith(drop):
-            node.replace_all_uses_with(node.args[0])
-            graph.erase_node(node)
-    modules = dict(modules)
-    for node in graph.nodes:
-        if node.op == "call_module" and node.target not in modules:
-            modules[node.target] = copy.deepcopy(body.get_submodule(node.target))
-    return fx.GraphModule(modules, graph, class_name=class_name)
 
 
 def export(net: SearchableNet) -> fx.GraphModule:
@@ -66,7 +26,7 @@ def export(net: SearchableNet) -> fx.GraphModule:
     modules: dict[str, nn.Module] = {}
     with torch.no_grad():
         net._sample()
-        alive = {g: _keep(arch.layers[grp.layers[0]].weight_bits) if grp.prunable else None
+        alive = {g: kept_channels(arch.layers[grp.layers[0]].weight_bits) if grp.prunable else None
                  for g, grp in net.groups.items()}
         for name, wire in net.wiring.items():
             layer = net.layer(name)
@@ -119,24 +79,19 @@ def required_opset(net: SearchableNet) -> int:
     return max([13] + [_OPSET_FOR_BITS[w] for w in widths if w in _OPSET_FOR_BITS])
 
 
-def export_onnx(net_or_run, path, opset: int = ONNX_OPSET, store=None):
+def export_onnx(net: SearchableNet, path, opset: int = ONNX_OPSET):
     """Write `net`'s argmax architecture as an ONNX model with true per-channel mixed precision and return it.
 
-    `net_or_run` is a frozen SearchableNet or a run record (dict; its model is read from `store`, by default the
-    repository's results). Each conv/linear layer's alive output channels are
-    grouped by precision, each group an int8/int4/int2 initializer with per-channel scales (DequantizeLinear, axis 0),
-    put back in the original channel order; pruned channels are not in the file; activations are quantized and
-    dequantized at their searched precision (unsigned: uint8/uint4/uint2; signed: int, after a Clip); BatchNorm is
-    folded. The file is checked with onnx.checker (full check).
+    `net` is a frozen SearchableNet (a recorded run's: `joint.store.load_model(record)`). Each conv/linear layer's
+    alive output channels are grouped by precision, each group an int8/int4/int2 initializer with per-channel scales
+    (DequantizeLinear, axis 0), put back in the original channel order; pruned channels are not in the file;
+    activations are quantized and dequantized at their searched precision (unsigned: uint8/uint4/uint2; signed: int,
+    after a Clip); BatchNorm is folded. The file is checked with onnx.checker (full check).
     """
     import onnx
 
-    net = net_or_run
-    if isinstance(net_or_run, dict):
-        from .experiments import load_model
-        net = load_model(net_or_run, store)
     if not isinstance(net, SearchableNet):
-        raise ValueError(f"export_onnx takes a SearchableNet or a run record of a quantized run; got "
+        raise ValueError(f"export_onnx takes a SearchableNet (a recorded run's: joint.store.load_model(record)); got "
                          f"{type(net).__name__}")
     if net.sampling != "hard":
         raise ValueError(f"the net is still searching (sampling {net.sampling!r}); call net.freeze() (and fine-tune) "

@@ -8,8 +8,8 @@ from torch import Tensor, fx, nn
 
 from .arch import Arch, LayerArch
 from .cost import LayerShape
-from .export import flattened_keep, plain_layer, rebuild
 from .graph import _module, channel_groups, trace
+from .plain import flattened_keep, plain_layer, rebuild
 
 KEEP_THRESHOLD = 0.5
 

@@ -156,75 +156,46 @@ class LayerWiring:
 
 @dataclass
 class CostPlan:
-    """A searchable net's wiring as index tensors: every layer's expected cost in one call of a batched cost model.
+    """The device tensors a searchable net's cost reads: its wiring as indices, so every layer's expected cost is one
+    call of a batched cost model. Anything in plain Python form (group order, activation keys, shapes) is read from
+    the net itself."""
 
-    Weight precisions are the search space's (W); a group without one of them (the output layer has no 0 bits)
-    counts no channel there. Activation precisions per layer are the space's (A) for a searched input, else one,
-    padded with zero probability."""
-
-    shapes: list[cost_models.LayerShape]
-    layers: cost_models.LayerBatch
-    groups: list[str]
-    place: list[Tensor]  # per group: (its precisions, W) 0/1, its counts among the space's precisions
-    columns: list[Tensor]  # per layer: the columns of W its group has
+    layers: cost_models.LayerBatch  # the L layers' shapes
+    place: list[Tensor]  # per group: (its precisions, W) 0/1, where its counts go among the space's W precisions
+    channels: Tensor  # (G,) channels of each group
     group_index: Tensor  # (L,) the group of each layer's output channels
-    input_index: Tensor  # (L,) the group feeding each layer (0 where none)
-    has_input: Tensor  # (L,) bool: fed by a group (else a fixed number of channels)
-    multiplier: Tensor  # (L,) flatten multiplier
-    static_cin: Tensor  # (L,)
-    channels: Tensor  # (G,)
-    zero_column: int | None
-    w_bits: Tensor  # (W,)
-    act_keys: list[str]  # searched activation quantizers, rows of the probabilities
-    act_index: Tensor  # (L,) row of each layer's input probabilities (len(act_keys): not searched)
-    act_counts: list[int]  # per layer: activation precisions it really has
-    a_bits: Tensor  # (L, A)
-    fixed_probs: Tensor  # (A,) one-hot on the first entry
+    input_index: Tensor  # (L,) the group feeding each layer; -1: the network input (fixed channels)
+    multiplier: Tensor  # (L,) features per input channel (a flatten's)
+    static_cin: Tensor  # (L,) input features of each layer before pruning
+    w_bits: Tensor  # (W,) the space's weight precisions
+    act_index: Tensor  # (L,) row of each layer's input probabilities among the searched quantizers' (last: fixed)
+    a_bits: Tensor  # (L, A) input precisions of each layer, a fixed one padded (with probability 0)
+    fixed_probs: Tensor  # (A,) the probabilities of a fixed input precision: one-hot on the first
 
     @classmethod
     def of(cls, net: SearchableNet) -> CostPlan:
         f64, long = torch.float64, torch.long
         w_bits, groups = net.space.weight_bits, list(net.groups)
         act_keys, a_count = list(net.act_logits), len(net.space.act_bits)
-        place = [torch.tensor([[float(b == w) for w in w_bits] for b in net.groups[g].bits], dtype=f64)
-                 for g in groups]
         wires = list(net.wiring.values())
-        a_rows, act_index, act_counts = [], [], []
-        for wire in wires:
-            searched = wire.input_act in net.act_logits
-            bits = net.space.act_bits if searched else (net.space.act_bits[0] if wire.input_act else 32,)
-            a_rows.append(list(bits) + [bits[0]] * (a_count - len(bits)))
-            act_index.append(act_keys.index(wire.input_act) if searched else len(act_keys))
-            act_counts.append(len(bits))
-        shapes = [wire.shape for wire in wires]
+        a_bits = [list(bits) + [bits[0]] * (a_count - len(bits)) for bits in map(net.input_bits, wires)]
         return cls(
-            shapes, cost_models.LayerBatch.of(shapes), groups, place,
-            [torch.tensor([w_bits.index(b) for b in net.groups[wire.group].bits]) for wire in wires],
+            cost_models.LayerBatch.of([wire.shape for wire in wires]),
+            [torch.tensor([[float(b == w) for w in w_bits] for b in net.groups[g].bits], dtype=f64) for g in groups],
+            torch.tensor([float(net.groups[g].channels) for g in groups], dtype=f64),
             torch.tensor([groups.index(w.group) for w in wires], dtype=long),
-            torch.tensor([groups.index(w.input_group) if w.input_group else 0 for w in wires], dtype=long),
-            torch.tensor([w.input_group is not None for w in wires]),
+            torch.tensor([groups.index(w.input_group) if w.input_group else -1 for w in wires], dtype=long),
             torch.tensor([float(w.input_multiplier) for w in wires], dtype=f64),
             torch.tensor([float(w.shape.cin) for w in wires], dtype=f64),
-            torch.tensor([float(net.groups[g].channels) for g in groups], dtype=f64),
-            w_bits.index(0) if 0 in w_bits else None, torch.tensor(w_bits, dtype=f64), act_keys,
-            torch.tensor(act_index, dtype=long), act_counts, torch.tensor(a_rows, dtype=f64),
-            torch.eye(a_count, dtype=f64)[0])
+            torch.tensor(w_bits, dtype=f64),
+            torch.tensor([act_keys.index(w.input_act) if w.input_act in act_keys else len(act_keys) for w in wires],
+                         dtype=long),
+            torch.tensor(a_bits, dtype=f64), torch.eye(a_count, dtype=f64)[0])
 
     def to(self, device: torch.device) -> CostPlan:
         moved = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in vars(self).items()}
-        moved.update(layers=self.layers.to(device), place=[p.to(device) for p in self.place],
-                     columns=[c.to(device) for c in self.columns])
+        moved.update(layers=self.layers.to(device), place=[p.to(device) for p in self.place])
         return CostPlan(**moved)
-
-    def check(self, fn: cost_models.CostFn) -> None:
-        """Evaluate `fn` once per layer on the CPU with checks on (table entries, supported kernels): the one-line
-        errors come here, before training, and no step needs to read a value back."""
-        cpu = self.to(torch.device("cpu"))
-        one = torch.ones((), dtype=torch.float64)
-        with cost_models.checking():
-            for i, shape in enumerate(cpu.shapes):
-                w = cpu.w_bits[cpu.columns[i]]
-                fn(shape, one, torch.ones_like(w), cpu.a_bits[i, :cpu.act_counts[i], None], w[None, :])
 
 
 class SearchableNet(nn.Module):
@@ -342,23 +313,49 @@ class SearchableNet(nn.Module):
         fn = cost_models.get(name)
         plan = self._plan
         if name not in self._checked:
-            plan.check(fn)
+            self._check_cost_model(fn)
             self._checked.add(name)
         thetas, act_thetas = self.thetas()
         counts = []
-        for g, place in zip(plan.groups, plan.place):
+        for (g, group), place in zip(self.groups.items(), plan.place):
             theta = thetas[g]
-            counts.append((theta.sum(1) if theta.shape[1] > 1 else theta[:, 0] * self.groups[g].channels) @ place)
+            counts.append((theta.sum(1) if theta.shape[1] > 1 else theta[:, 0] * group.channels) @ place)
         counts = torch.stack(counts)  # (groups, weight precisions)
-        alive = plan.channels if plan.zero_column is None else plan.channels - counts[:, plan.zero_column]
-        cin = torch.where(plan.has_input, alive[plan.input_index] * plan.multiplier, plan.static_cin)
+        zero = self.space.weight_bits.index(0) if 0 in self.space.weight_bits else None
+        alive = plan.channels if zero is None else plan.channels - counts[:, zero]
+        cin = torch.where(plan.input_index >= 0, alive[plan.input_index] * plan.multiplier, plan.static_cin)
         n = counts[plan.group_index]
-        probs = torch.stack([act_thetas[k] for k in plan.act_keys] + [plan.fixed_probs])[plan.act_index]
+        probs = torch.stack([*act_thetas.values(), plan.fixed_probs])[plan.act_index]
         if name in cost_models.BATCHED:
             return cost_models.layer_cost(fn, plan.layers, cin, n, plan.w_bits, probs, plan.a_bits)
-        return sum(cost_models.layer_cost(fn, shape, cin[i], n[i, cols], plan.w_bits[cols], probs[i, :acts],
+        return sum(cost_models.layer_cost(fn, wire.shape, cin[i], n[i, cols], plan.w_bits[cols], probs[i, :acts],
                                           plan.a_bits[i, :acts])
-                   for i, (shape, cols, acts) in enumerate(zip(plan.shapes, plan.columns, plan.act_counts)))
+                   for i, (wire, cols, acts) in enumerate(self._layer_columns()))
+
+    def input_bits(self, wire: LayerWiring) -> tuple[int, ...]:
+        """The precisions a layer's input can take: the space's where searched, else its one fixed precision (32 for
+        the network input)."""
+        if wire.input_act in self.act_logits:
+            return self.space.act_bits
+        return (self.space.act_bits[0] if wire.input_act else 32,)
+
+    def _layer_columns(self) -> list[tuple[LayerWiring, list[int], int]]:
+        """Per layer: its wiring, the columns of the space's weight precisions its group has, and how many input
+        precisions it has (a cost model that is not batched takes each layer alone)."""
+        w_bits = self.space.weight_bits
+        return [(wire, [w_bits.index(b) for b in self.groups[wire.group].bits], len(self.input_bits(wire)))
+                for wire in self.wiring.values()]
+
+    def _check_cost_model(self, fn: cost_models.CostFn) -> None:
+        """Evaluate `fn` once per layer on the CPU with checks on (table entries, supported kernels): the one-line
+        errors come here, before training, and no step needs to read a value back."""
+        w_bits = torch.tensor(self.space.weight_bits, dtype=torch.float64)
+        one = torch.ones((), dtype=torch.float64)
+        with cost_models.checking():
+            for wire, cols, acts in self._layer_columns():
+                w = w_bits[cols]
+                a = torch.tensor(self.input_bits(wire), dtype=torch.float64)
+                fn(wire.shape, one, torch.ones_like(w), a[:, None], w[None, :])
 
     def at_initial_choice(self) -> bool:
         """Whether every channel and searched activation still argmaxes to the precision it started at (the
@@ -404,3 +401,19 @@ def at_activation_bits(net: SearchableNet, bits: int) -> SearchableNet:
             clip[target] = clip[int(alpha.argmax())].clone()
             alpha.copy_(F.one_hot(torch.tensor(target), len(alpha)).to(alpha.dtype))
     return copy
+
+
+def random_architecture(net: SearchableNet, seed: int) -> SearchableNet:
+    """Set `net`'s logits to a random architecture, 1000 apart so the softmax is one-hot: a precision per channel
+    (the first channel of a prunable group never pruned, so no group dies) and per searched activation. For tests
+    and benchmarks of everything downstream of a search (cost, export, storage) without training one."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for g, alpha in net.logits.items():
+            choice = torch.randint(0, alpha.shape[0], (alpha.shape[1],), generator=gen)
+            if net.groups[g].zero_index is not None:
+                choice[0] = alpha.shape[0] - 1
+            alpha.copy_(1000.0 * F.one_hot(choice, alpha.shape[0]).T)
+        for alpha in net.act_logits.values():
+            alpha.copy_(1000.0 * F.one_hot(torch.randint(0, len(alpha), (), generator=gen), len(alpha)))
+    return net

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 import joint
-from helpers import random_assignment
+from joint.search import random_architecture
 
 
 def mixed_arch():
     net = joint.searchable(joint.models.resnet8(), joint.SearchSpace((0, 2, 4, 8), (2, 4, 8)), torch.rand(1, 3, 32, 32))
-    random_assignment(net, seed=5)
+    random_architecture(net, seed=5)
     return net.arch()
 
 

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 import joint
-from helpers import random_assignment, trained_like
+from helpers import trained_like
 from joint import compact
+from joint.search import random_architecture
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 7, 8, 16])
@@ -22,7 +23,7 @@ def trained_net(name, space, seed=3):
     torch.manual_seed(0)
     x = torch.rand(8, *shape)
     net = joint.searchable(trained_like(model), space, x)
-    random_assignment(net, seed)
+    random_architecture(net, seed)
     with torch.no_grad():
         for key in net.act_signed:
             net.act(key).clip.uniform_(0.5, 3.0)

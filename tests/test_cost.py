@@ -4,7 +4,7 @@ import torch
 import joint
 from joint import cost
 from joint.cost import LayerShape, layer_cost
-from helpers import random_assignment
+from joint.search import random_architecture
 
 F64 = torch.float64
 
@@ -92,7 +92,7 @@ def test_soft_cost_at_one_hot_equals_the_arch_cost(name, model):
     float_model, shape = joint.models.build(name)
     act_bits = (8,) if model == "ne16" else (2, 4, 8)
     net = joint.searchable(float_model, joint.SearchSpace((0, 2, 4, 8), act_bits), torch.rand(1, *shape))
-    random_assignment(net, seed=3)
+    random_architecture(net, seed=3)
     net.train()
     soft = net.cost(model)
     arch = net.arch()

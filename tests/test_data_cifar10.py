@@ -13,10 +13,12 @@ from PIL import Image
 from torch.utils.data import random_split
 
 import joint.data
+from joint import quant
+from joint.config import RunConfig
 from joint.data import cifar10
 from joint.data.download import DatasetError, file_digest
-from joint import quant
-from joint.experiments import RunConfig, Store, load_model, run
+from joint.experiments import run
+from joint.store import Store, load_model
 
 PER_BATCH, TEST_IMAGES = 4, 6  # 5 training batches: 20 training images, 4 of them in val (20 %)
 RNG = np.random.default_rng(0)

@@ -8,9 +8,11 @@ import soundfile
 import torch
 
 import joint.data
+from joint.config import RunConfig
 from joint.data import speech_commands as sc
 from joint.data.download import DatasetError, file_digest
-from joint.experiments import RunConfig, Store, run
+from joint.experiments import run
+from joint.store import Store
 
 RNG = np.random.default_rng(0)
 # clip name -> length in samples; the lists below put some in val and test, the rest is train

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from joint import estimate, experiments, profiles
-from joint.experiments import RunConfig, Store
+from joint import estimate, profiles
+from joint.config import RunConfig
+from joint.store import Store, write_json
 
 
 def test_pending_epochs_and_seconds_follow_the_profile_caps(tmp_path):
@@ -20,7 +21,7 @@ def test_pending_epochs_and_seconds_follow_the_profile_caps(tmp_path):
     assert result.pending == 4 and result.epochs == sum(e for _, e in parts)
     assert result.seconds == pytest.approx(sum(e * (train * per_sample[k] + val * 0.5) for k, e in parts))
     assert "4 of 4 runs pending" in result.line() and "on cpu" in result.line()
-    experiments.write_json(store.record_path(configs[0]), {})
+    write_json(store.record_path(configs[0]), {})
     assert estimate.estimate("digits", "quick", configs, store, per_sample).pending == 3
 
 
@@ -33,7 +34,7 @@ def test_step_times_are_measured_for_every_kind_of_phase():
 def test_nothing_pending_measures_nothing(tmp_path, monkeypatch):
     store = Store(results=tmp_path / "r", cache=tmp_path / "c", progress=False, device="cpu")
     config = RunConfig("digits", "w8a8", profile="quick")
-    experiments.write_json(store.record_path(config), {})
+    write_json(store.record_path(config), {})
     monkeypatch.setattr(estimate, "per_sample_seconds", None)  # calling it would fail
     result = estimate.estimate("digits", "quick", [config], store)
     assert result.line() == "digits (quick): all 1 runs recorded, nothing to train"

@@ -3,7 +3,9 @@ import torch
 from distributed import Client, LocalCluster
 
 from joint import executors
-from joint.experiments import RunConfig, Store, without_timing
+from joint.config import RunConfig
+from joint.experiments import without_timing
+from joint.store import Store
 
 SMOKE = [RunConfig("digits", "w8a8", profile="smoke"), RunConfig("digits", "joint", 0.5, profile="smoke"),
          RunConfig("digits", "pit", 1.0, profile="smoke"),

@@ -13,7 +13,9 @@ import torch
 import joint
 from joint import Arch, experiments, profiles
 from joint.__main__ import main
-from joint.experiments import RunConfig, Store, run, size_sweep, sweep, without_timing
+from joint.config import RunConfig
+from joint.experiments import run, size_sweep, sweep, without_timing
+from joint.store import Store, load_model
 from joint.train import evaluate
 
 
@@ -65,19 +67,20 @@ def test_cost_sweep_trains_joint_with_every_cost_model_over_its_own_grid():
     assert all(c.key() in size for c in configs if c.cost == "size")  # shared with the size analysis
 
 
-def readme_block(marker):
-    """The README's python code block that contains `marker`."""
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+def doc_block(marker):
+    """The python code block of the README or docs/ that contains `marker`."""
+    root = Path(__file__).resolve().parents[1]
+    text = "".join(page.read_text() for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))])
     return next(block.split("\n", 1)[1] for block in text.split("```python")[1:] if marker in block.split("```")[0]
                 ).split("```")[0]
 
 
-def test_the_readme_cost_model_from_a_csv_table_steers_a_search(tmp_path, monkeypatch):
+def test_the_documented_cost_model_from_a_csv_table_steers_a_search(tmp_path, monkeypatch):
     monkeypatch.setitem(joint.cost.MODELS, "my_mcu", None)  # so that the registration is undone after the test
     monkeypatch.setitem(joint.cost.TARGET_ACT_BITS, "my_mcu", None)
     (tmp_path / "my_mcu.csv").write_text("act_bits,weight_bits,macs_per_cycle\n8,2,10\n8,4,3.3\n8,8,1\n")
     monkeypatch.chdir(tmp_path)
-    exec(readme_block('register("my_mcu"'), {})
+    exec(doc_block('register("my_mcu"'), {})
     s = store(tmp_path, "a")
     light, heavy = (run(RunConfig("digits", "joint", lam, "my_mcu", profile="smoke"), s) for lam in (0.0, 200.0))
     for record in (light, heavy):
@@ -316,14 +319,14 @@ def test_every_run_keeps_its_model_and_reloads_to_its_recorded_accuracy(tmp_path
     for config in configs:
         record = run(config, s)
         assert s.model_path(config).exists()
-        model = experiments.load_model(record, store(tmp_path, "a"))  # a fresh store: nothing cached in memory
+        model = load_model(record, store(tmp_path, "a"))  # a fresh store: nothing cached in memory
         assert evaluate(model, bench.test)[0] == record["metrics"]["test_accuracy"], config.method
     quantized = torch.load(s.model_path(configs[2]), weights_only=True)
     assert quantized["format"] == "joint-compact-1"
     s.model_path(configs[1]).unlink()
     with pytest.raises(ValueError, match=r"models/.*\.pt is missing: this run was recorded without its model; "
                                          r"delete its record .* and run it again"):
-        experiments.load_model(run(configs[1], s), s)
+        load_model(run(configs[1], s), s)
 
 
 def test_a_fresh_clone_with_the_records_trains_no_warm_up(tmp_path, monkeypatch):

@@ -7,10 +7,13 @@ import torch
 import torchvision
 
 import joint
-from helpers import random_assignment, trained_like
+from helpers import trained_like
+from joint.config import RunConfig
+from joint.experiments import run
 from joint.export import _OnnxGraph as OnnxGraph
-from joint.experiments import RunConfig, Store, load_model, project_path, run
 from joint.export import compare_onnx, onnx_accuracy, onnx_sizes, required_opset
+from joint.search import random_architecture
+from joint.store import Store, load_model, project_path
 
 
 def searched(name, seed, act_bits=(8,)):
@@ -18,7 +21,7 @@ def searched(name, seed, act_bits=(8,)):
     model, shape = joint.models.build(name)
     x = torch.rand(8, *shape) if name == "resnet8" else torch.randn(8, *shape)
     net = joint.searchable(trained_like(model), joint.SearchSpace((0, 2, 4, 8), act_bits), x)
-    random_assignment(net, seed)
+    random_architecture(net, seed)
     return net.eval(), x
 
 
@@ -96,7 +99,7 @@ def onnx_case(name, act_bits, seed=3, size=None):
     torch.manual_seed(seed)
     x = torch.rand(4, *shape) if name != "dscnn" else torch.randn(4, *shape)
     net = joint.searchable(trained_like(model), joint.SearchSpace((0, 2, 4, 8), act_bits), x)
-    random_assignment(net, seed)
+    random_architecture(net, seed)
     net.freeze()
     return net.eval(), x
 
@@ -160,7 +163,8 @@ def test_bad_exports_are_one_line(tmp_path):
     searching = joint.searchable(joint.models.resnet8(), joint.SearchSpace(), torch.rand(2, 3, 32, 32))
     with pytest.raises(ValueError, match="the net is still searching \\(sampling 'softmax'\\); call net.freeze\\(\\)"):
         joint.export_onnx(searching, tmp_path / "m.onnx")
-    with pytest.raises(ValueError, match="export_onnx takes a SearchableNet or a run record .*; got Sequential"):
+    with pytest.raises(ValueError, match=r"export_onnx takes a SearchableNet \(a recorded run.s: "
+                                         r"joint.store.load_model\(record\)\); got Sequential"):
         joint.export_onnx(torch.nn.Sequential(), tmp_path / "m.onnx")
 
     class Swish(torch.nn.Module):
@@ -176,7 +180,7 @@ def test_bad_exports_are_one_line(tmp_path):
 def test_a_recorded_run_exported_and_run_in_onnxruntime_has_its_recorded_accuracy(tmp_path):
     store = Store(results=tmp_path / "r", cache=tmp_path / "c", progress=False)
     record = run(RunConfig("digits", "joint", 5.0, "mpic", profile="smoke"), store)
-    joint.export_onnx(record, tmp_path / "m.onnx", store=store)  # a record: its kept model is loaded
+    joint.export_onnx(load_model(record, store), tmp_path / "m.onnx")
     assert onnx_accuracy(tmp_path / "m.onnx", store.benchmark("digits").test) == record["metrics"]["test_accuracy"]
 
 

@@ -4,8 +4,8 @@ import torchvision
 from torch import nn
 
 import joint
-from joint.graph import ConversionError, fold_batchnorm, trace
 from helpers import trained_like
+from joint.graph import ConversionError, fold_batchnorm, trace
 
 
 @pytest.mark.parametrize("name", ["resnet8", "dscnn"])

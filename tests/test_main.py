@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import joint
-from joint import experiments
 from joint.__main__ import main
-from helpers import random_assignment
+from joint.search import random_architecture
+from joint.store import ROOT, shown
 
 
 def run(capsys, *argv):
@@ -41,7 +41,7 @@ def test_cost_of_a_uniform_model(capsys):
 
 def test_cost_of_an_arch_file(capsys, tmp_path):
     net = joint.searchable(joint.models.resnet8(), joint.SearchSpace(), torch.rand(1, 3, 32, 32))
-    random_assignment(net, seed=7)
+    random_architecture(net, seed=7)
     arch = net.arch()
     arch.save(tmp_path / "a.json")
     code, out, _ = run(capsys, "cost", "--arch", str(tmp_path / "a.json"), "--cost", "mpic")
@@ -117,12 +117,12 @@ def test_reproduce_executes_every_notebook_and_says_where_the_outputs_are(capsys
                  tmp_path / "figures" / "smoke" / "digits_size_pareto.png",
                  tmp_path / "results" / "smoke" / "digits" / "cycles_at_iso_accuracy.md",
                  tmp_path / "figures" / "smoke" / "digits_cost_models.png"):
-        assert experiments.shown(path) in out and experiments.shown(path).startswith("../")  # relative to the root
+        assert shown(path) in out and shown(path).startswith("../")  # relative to the root
     for executed in notebook.parent.glob("*.ipynb"):  # no absolute path of this machine in any output
         text = executed.read_text()
-        assert str(experiments.ROOT) not in text, executed.name
+        assert str(ROOT) not in text, executed.name
         absolute = re.compile(r"(?<!\.\.)" + re.escape(str(tmp_path)))  # only inside ../../tmp/..., if at all
-        assert experiments.shown(tmp_path) in text and not absolute.search(text), executed.name
+        assert shown(tmp_path) in text and not absolute.search(text), executed.name
 
 
 def test_scan_prints_a_row_per_lambda_as_each_search_ends(capsys, tmp_path):

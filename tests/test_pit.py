@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 import joint
-from joint.pit import channel_mask, prunable
 from helpers import trained_like
+from joint.pit import channel_mask, prunable
 
 
 def masked(name, seed, low=0.0, high=1.0):

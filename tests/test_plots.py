@@ -3,7 +3,7 @@ import torch
 
 import joint
 from joint import plots
-from helpers import random_assignment
+from joint.search import random_architecture
 
 matplotlib.use("Agg")
 
@@ -32,7 +32,7 @@ def test_paper_reference_panel_draws_every_published_series():
 
 def test_precision_map_and_layer_sizes():
     net = joint.searchable(joint.models.resnet8(), joint.SearchSpace(), torch.rand(1, 3, 32, 32))
-    random_assignment(net, seed=2)
+    random_architecture(net, seed=2)
     arch = net.arch()
     fig = plots.arch_heatmap(arch)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(arch.layers)

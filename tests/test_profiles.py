@@ -3,7 +3,8 @@ from dataclasses import replace
 import pytest
 
 from joint import profiles
-from joint.experiments import RunConfig, Store
+from joint.config import RunConfig
+from joint.store import Store
 
 
 def test_paper_profile_follows_the_protocol_per_benchmark():

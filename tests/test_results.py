@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 
 from joint import analysis, experiments
-from joint.experiments import RunConfig, read_json
+from joint.config import RunConfig
+from joint.store import ROOT, read_json
 
-RESULTS = experiments.ROOT / "results"
+RESULTS = ROOT / "results"
 FOLDERS = sorted(p for p in RESULTS.glob("*/*") if p.is_dir() and list(p.glob("*.csv")))
 
 

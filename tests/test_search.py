@@ -2,8 +2,7 @@ import pytest
 import torch
 
 import joint
-from helpers import random_assignment
-from joint.search import SearchSpace, at_activation_bits, hard_choice, init_logits, sample
+from joint.search import SearchSpace, at_activation_bits, hard_choice, init_logits, random_architecture, sample
 
 
 def net_for(space=None, seed=0):
@@ -150,13 +149,13 @@ def test_hard_theta_is_exactly_one_hot_in_the_forward():
 def test_a_fresh_net_is_at_its_initial_choice_and_a_moved_one_is_not():
     net = net_for()
     assert net.at_initial_choice()
-    random_assignment(net, 3)
+    random_architecture(net, 3)
     assert not net.at_initial_choice()
 
 
 def test_at_activation_bits_runs_every_activation_at_8_bits_on_the_clip_it_chose():
     net = net_for(SearchSpace((0, 2, 4, 8), (2, 4, 8)))
-    random_assignment(net, 1)
+    random_architecture(net, 1)
     with torch.no_grad():
         for key in net.act_logits:
             net.act(key).clip.copy_(torch.tensor([1.0, 2.0, 3.0]))  # one clip per precision
@@ -172,3 +171,16 @@ def test_at_activation_bits_runs_every_activation_at_8_bits_on_the_clip_it_chose
     assert not torch.equal(eight.eval()(x), net.eval()(x))
     with pytest.raises(ValueError, match=r"bits must be one of the searched activation precisions \(2, 4, 8\); got 6"):
         at_activation_bits(net, 6)
+
+
+def test_a_random_architecture_is_one_hot_keeps_every_group_alive_and_follows_its_seed():
+    net = random_architecture(net_for(SearchSpace((0, 2, 4, 8), (2, 4, 8))), 5)
+    thetas, act_thetas = net.thetas()
+    for g, theta in thetas.items():
+        assert set(theta.unique().tolist()) <= {0.0, 1.0}  # softmax exactly one-hot at temperature 1
+        assert net.arch().layers[net.groups[g].layers[0]].alive >= 1
+    assert all(set(t.unique().tolist()) == {0.0, 1.0} for t in act_thetas.values())
+    again = random_architecture(net_for(SearchSpace((0, 2, 4, 8), (2, 4, 8))), 5).arch()
+    other = random_architecture(net_for(SearchSpace((0, 2, 4, 8), (2, 4, 8))), 6).arch()
+    assert again == net.arch() and other != net.arch()
+    assert len({b for layer in net.arch().layers.values() for b in layer.weight_bits}) == 4  # every precision drawn

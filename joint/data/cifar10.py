@@ -19,7 +19,7 @@ from torch import Tensor
 from torchvision.io import ImageReadMode, decode_image
 
 from ..models import resnet8
-from . import Benchmark
+from .benchmark import Benchmark
 from .download import Archive, DatasetError, ensure, file_digest
 from .tensors import TensorData, random_affine
 

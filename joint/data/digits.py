@@ -7,7 +7,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from ..models import resnet8_digits
-from . import Benchmark
+from .benchmark import Benchmark
 from .tensors import TensorData
 
 SPLIT_SEED = 14  # fixed: every run, method and seed sees the same split

@@ -11,7 +11,7 @@ import torch
 import torchaudio
 
 from ..models import dscnn
-from . import Benchmark
+from .benchmark import Benchmark
 from .download import Archive, DatasetError, ensure
 from .tensors import TensorData
 

@@ -18,7 +18,7 @@ from torchvision import transforms
 from torchvision.models import ResNet18_Weights
 
 from ..models import resnet18_tiny
-from . import Benchmark
+from .benchmark import Benchmark
 from .cifar10 import split_indices as _split
 from .download import Archive, DatasetError, ensure
 
