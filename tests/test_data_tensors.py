@@ -42,6 +42,21 @@ def test_flip_is_an_exact_mirror_and_rotation_then_shift_matches_the_paper_pipel
     assert (one(x, 12.0, 2.0, -1.0) == two_steps).float().mean() > 0.95
 
 
+def test_one_resampling_differs_from_rotate_then_shift_on_about_two_percent_of_pixels():
+    # the figure docs/method.md states: 500 random draws within CIFAR-10's ranges
+    gen = torch.Generator().manual_seed(0)
+    count = 500
+    x = torch.rand(count, 3, 32, 32, generator=gen)
+    angle = torch.rand(count, generator=gen) * 30 - 15
+    shift_x, shift_y = (torch.randint(-3, 4, (count,), generator=gen).float() for _ in range(2))
+    ours = affine_batch(x, torch.deg2rad(angle), shift_x, shift_y, torch.zeros(count, dtype=torch.bool))
+    differ = torch.tensor([(ours[i] != TF.affine(TF.rotate(x[i], float(angle[i]), interpolation=NEAREST), angle=0.0,
+                                                translate=[int(shift_x[i]), int(shift_y[i])], scale=1.0,
+                                                shear=[0.0, 0.0], interpolation=NEAREST)).float().mean()
+                           for i in range(count)])
+    assert round(100 * differ.mean().item(), 2) == 2.01 and round(100 * differ.max().item(), 2) == 4.69
+
+
 def test_random_affine_draws_per_sample_parameters_within_the_ranges():
     x = images(64)
     torch.manual_seed(0)
