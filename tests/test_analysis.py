@@ -183,7 +183,8 @@ def test_a_collapsed_model_is_left_out_of_the_iso_tables_and_named():
     low["metrics"]["ne16_accuracy"] = 0.1  # at chance once its activations run at 8 bits: only NE16 drops it
     cycles, before = analysis.cycles_table(ABLATION + [low]), analysis.cycles_table(ABLATION)
     ne16 = cycles[cycles["target"] == "ne16"]
-    assert ne16.to_dict("records") == before[before["target"] == "ne16"].to_dict("records") and 21 not in ne16["reference_cycles"].tolist()
+    assert ne16.to_dict("records") == before[before["target"] == "ne16"].to_dict("records")
+    assert 21 not in ne16["reference_cycles"].tolist()
     assert 111 in cycles[cycles["target"] == "mpic"]["matched_cycles"].tolist()
     assert analysis.left_out([record("joint", 1, 10, 85)]) == ""
 
