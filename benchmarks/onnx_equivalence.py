@@ -15,9 +15,8 @@ from joint.export import compare_onnx, onnx_sizes
 from joint.search import random_architecture
 
 
-def random_clips(net: joint.SearchableNet, seed: int) -> None:
+def random_clips(net: joint.SearchableNet, gen: torch.Generator) -> None:
     """Activation clips drawn from [1, 4), so the exported quantizers are not all alike."""
-    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for key in net.act_signed:
             net.act(key).clip.uniform_(1.0, 4.0, generator=gen)
@@ -46,7 +45,8 @@ def main() -> None:
                 torch.manual_seed(seed)
                 x = torch.rand(args.batch, *shape)
                 net = joint.searchable(build().eval(), joint.SearchSpace((0, 2, 4, 8), act_bits), x)
-                random_clips(random_architecture(net, seed), seed)
+                gen = torch.Generator().manual_seed(seed)  # the architecture's draws, then the clips'
+                random_clips(random_architecture(net, gen), gen)
                 net.freeze()
                 path = Path(tmp) / "m.onnx"
                 sizes = onnx_sizes(joint.export_onnx(net.eval(), path))

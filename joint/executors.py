@@ -24,9 +24,9 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import replace
 
-import distributed
 import torch
 from distributed import Client, Future
+from distributed import wait as wait_on_cluster
 from tqdm.auto import tqdm
 
 from . import experiments, profiles
@@ -65,11 +65,11 @@ def _run_on_cluster(client: Client, pending: list[RunConfig], store: Store) -> N
                for key in dict.fromkeys((c.benchmark, c.profile, c.seed) for c in pending)}
     _dispatch(pending, store, lambda config: client.submit(
         _compute, config, remote, warmups[config.benchmark, config.profile, config.seed], resources=resources),
-        distributed.wait)
+        wait_on_cluster)
 
 
 def _dispatch(pending: list[RunConfig], store: Store, submit: Callable[[RunConfig], object],
-              wait_for: Callable) -> None:
+              wait_for: Callable[..., tuple[set, set]]) -> None:
     """Submit every run (a sequential one once its PIT seed is recorded) and write each record as it arrives; `submit`
     returns a future that `wait_for` (concurrent.futures.wait or distributed.wait) waits on."""
     owner, waiting = {}, {}  # future -> its run; PIT run -> the sequential runs seeded by it

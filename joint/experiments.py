@@ -5,7 +5,7 @@ import json
 import math
 import platform
 from dataclasses import asdict
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
@@ -132,7 +132,7 @@ def compute(config: RunConfig, store: Store) -> dict:
     record["phases"].update(result.pop("phases"))
     write_torch(store.model_path(config), result.pop("model"))
     record.update(result)
-    record["versions"] = {"joint": version("joint"), "torch": torch.__version__, "python": platform.python_version()}
+    record["versions"] = {"joint": installed_version(), "torch": torch.__version__, "python": platform.python_version()}
     record["environment"] = environment(store.torch_device())
     return record
 
@@ -142,6 +142,12 @@ def environment(device: torch.device) -> dict:
     return {"threads": torch.get_num_threads(), "device": str(device), "compiled_quantizer": quant.compiled()}
 
 
+def installed_version() -> str:
+    """The joint version pip installed (pyproject.toml's), for the records; a source tree never installed says so."""
+    try:
+        return version("joint")
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def _run_pit(config: RunConfig, prof: Profile, warm: torch.nn.Module, example: torch.Tensor,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import fx, nn
@@ -12,6 +13,9 @@ from torch import fx, nn
 from .plain import flattened_keep, kept_channels, plain_layer, rebuild
 from .quant import ActivationQuantizer
 from .search import SearchableNet
+
+if TYPE_CHECKING:
+    import onnx
 
 
 def export(net: SearchableNet) -> fx.GraphModule:
@@ -79,7 +83,7 @@ def required_opset(net: SearchableNet) -> int:
     return max([13] + [_OPSET_FOR_BITS[w] for w in widths if w in _OPSET_FOR_BITS])
 
 
-def export_onnx(net: SearchableNet, path, opset: int = ONNX_OPSET):
+def export_onnx(net: SearchableNet, path: str | Path, opset: int = ONNX_OPSET) -> onnx.ModelProto:
     """Write `net`'s argmax architecture as an ONNX model with true per-channel mixed precision and return it.
 
     `net` is a frozen SearchableNet (a recorded run's: `joint.store.load_model(record)`). Each conv/linear layer's

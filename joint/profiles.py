@@ -83,9 +83,10 @@ def _paper_profile() -> Profile:
         cifar, replace(cifar, arch_lr=1e-2), cifar,
         # lambda grids on the normalised cost (1 = one all-8-bit network's worth of cost), spanning the paper's
         # figures (CIFAR-10 size: 2.9-59.4 kB of 77 kB; PIT: 95-245 kB of 309 kB fp32). Checked on real CIFAR-10
-        # with the cpu profile's searches of the time (10 epochs; README): size 0.1 -> 75 kB, 6 -> 3.2 kB (so 0.05 adds nothing
-        # and 10 reaches below the paper's smallest point); PIT 0.1 -> 38 % of the float size, inside the paper's
-        # PIT front. The bit-ops, MPIC and NE16 grids are still the quick profile's, widened (not checked on real data).
+        # with the cpu profile's 10-epoch searches of the time (docs/experiments.md): size 0.1 -> 75 kB, 6 -> 3.2 kB
+        # (so 0.05 adds nothing and 10 reaches below the paper's smallest point); PIT 0.1 -> 38 % of the float size,
+        # inside the paper's PIT front. The bit-ops, MPIC and NE16 grids are still the quick profile's, widened (not
+        # checked on real data).
         (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
         replace(cifar, arch_lr=1e-3, arch_optimizer="adam"), cifar,
         (0.01, 0.02, 0.05, 0.1, 0.2, 0.4), (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
@@ -134,10 +135,10 @@ def _cpu_profile() -> Profile:
         "temperature decay (paper 500 with early stopping); fine-tune 12 epochs of Adam 1e-3 annealed to zero by "
         "a cosine, every method alike (paper 500 with early stopping); 4-6 lambdas per front (paper 7-8); one "
         "PIT seed; one training seed",
-        # lambda grids from scans of the search phase on real CIFAR-10 (python -m joint scan; README): the size
-        # search reaches 75, 43, 9.5 and 3.2 kB at lambda 0.1, 0.5, 2 and 6; MixPrec and EdMIPS cannot prune, so
-        # they stop at the all-2-bit 19.3 kB and need no lambda above 2; PIT keeps 38 % of the parameters at 0.1
-        # (the paper's seed: 44 %), and 0.02 and 0.05 fill the range up to the float size
+        # lambda grids from scans of the search phase on real CIFAR-10 (python -m joint scan; docs/experiments.md):
+        # the size search reaches 75, 43, 9.5 and 3.2 kB at lambda 0.1, 0.5, 2 and 6; MixPrec and EdMIPS cannot
+        # prune, so they stop at the all-2-bit 19.3 kB and need no lambda above 2; PIT keeps 38 % of the parameters
+        # at 0.1 (the paper's seed: 44 %), and 0.02 and 0.05 fill the range up to the float size
         ("cifar10", "speech_commands"), 64, warm, search, tune, (0.1, 0.5, 1.0, 2.0, 6.0), pit, tune,
         (0.02, 0.05, 0.1), (0.5, 2.0),
         {"bitops": (0.1, 0.5, 2.0, 6.0), "mpic": (0.1, 0.5, 2.0, 6.0), "ne16": (0.005, 0.02, 0.08)},

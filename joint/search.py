@@ -156,12 +156,12 @@ class LayerWiring:
 
 @dataclass
 class CostPlan:
-    """The device tensors a searchable net's cost reads: its wiring as indices, so every layer's expected cost is one
-    call of a batched cost model. Anything in plain Python form (group order, activation keys, shapes) is read from
-    the net itself."""
+    """The device tensors a searchable net's cost reads, built once: its wiring as indices, so every layer's expected
+    cost is one call of a batched cost model (group and activation order: the net's own dicts)."""
 
     layers: cost_models.LayerBatch  # the L layers' shapes
     place: list[Tensor]  # per group: (its precisions, W) 0/1, where its counts go among the space's W precisions
+    columns: list[Tensor]  # per layer: the columns of W its group has (a cost model that is not batched)
     channels: Tensor  # (G,) channels of each group
     group_index: Tensor  # (L,) the group of each layer's output channels
     input_index: Tensor  # (L,) the group feeding each layer; -1: the network input (fixed channels)
@@ -178,10 +178,11 @@ class CostPlan:
         w_bits, groups = net.space.weight_bits, list(net.groups)
         act_keys, a_count = list(net.act_logits), len(net.space.act_bits)
         wires = list(net.wiring.values())
-        a_bits = [list(bits) + [bits[0]] * (a_count - len(bits)) for bits in map(net.input_bits, wires)]
+        a_bits = [list(bits) + [bits[0]] * (a_count - len(bits)) for bits in map(net._input_bits, wires)]
         return cls(
             cost_models.LayerBatch.of([wire.shape for wire in wires]),
             [torch.tensor([[float(b == w) for w in w_bits] for b in net.groups[g].bits], dtype=f64) for g in groups],
+            [torch.tensor([w_bits.index(b) for b in net.groups[wire.group].bits]) for wire in wires],
             torch.tensor([float(net.groups[g].channels) for g in groups], dtype=f64),
             torch.tensor([groups.index(w.group) for w in wires], dtype=long),
             torch.tensor([groups.index(w.input_group) if w.input_group else -1 for w in wires], dtype=long),
@@ -194,7 +195,8 @@ class CostPlan:
 
     def to(self, device: torch.device) -> CostPlan:
         moved = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in vars(self).items()}
-        moved.update(layers=self.layers.to(device), place=[p.to(device) for p in self.place])
+        moved.update(layers=self.layers.to(device), place=[p.to(device) for p in self.place],
+                     columns=[c.to(device) for c in self.columns])
         return CostPlan(**moved)
 
 
@@ -317,7 +319,7 @@ class SearchableNet(nn.Module):
             self._checked.add(name)
         thetas, act_thetas = self.thetas()
         counts = []
-        for (g, group), place in zip(self.groups.items(), plan.place):
+        for (g, group), place in zip(self.groups.items(), plan.place):  # the plan was built in this order
             theta = thetas[g]
             counts.append((theta.sum(1) if theta.shape[1] > 1 else theta[:, 0] * group.channels) @ place)
         counts = torch.stack(counts)  # (groups, weight precisions)
@@ -328,33 +330,26 @@ class SearchableNet(nn.Module):
         probs = torch.stack([*act_thetas.values(), plan.fixed_probs])[plan.act_index]
         if name in cost_models.BATCHED:
             return cost_models.layer_cost(fn, plan.layers, cin, n, plan.w_bits, probs, plan.a_bits)
-        return sum(cost_models.layer_cost(fn, wire.shape, cin[i], n[i, cols], plan.w_bits[cols], probs[i, :acts],
-                                          plan.a_bits[i, :acts])
-                   for i, (wire, cols, acts) in enumerate(self._layer_columns()))
+        acts = [len(self._input_bits(wire)) for wire in self.wiring.values()]  # each layer's real input precisions
+        return sum(cost_models.layer_cost(fn, wire.shape, cin[i], n[i, cols], plan.w_bits[cols], probs[i, :k],
+                                          plan.a_bits[i, :k])
+                   for i, (wire, cols, k) in enumerate(zip(self.wiring.values(), plan.columns, acts)))
 
-    def input_bits(self, wire: LayerWiring) -> tuple[int, ...]:
+    def _input_bits(self, wire: LayerWiring) -> tuple[int, ...]:
         """The precisions a layer's input can take: the space's where searched, else its one fixed precision (32 for
         the network input)."""
         if wire.input_act in self.act_logits:
             return self.space.act_bits
         return (self.space.act_bits[0] if wire.input_act else 32,)
 
-    def _layer_columns(self) -> list[tuple[LayerWiring, list[int], int]]:
-        """Per layer: its wiring, the columns of the space's weight precisions its group has, and how many input
-        precisions it has (a cost model that is not batched takes each layer alone)."""
-        w_bits = self.space.weight_bits
-        return [(wire, [w_bits.index(b) for b in self.groups[wire.group].bits], len(self.input_bits(wire)))
-                for wire in self.wiring.values()]
-
     def _check_cost_model(self, fn: cost_models.CostFn) -> None:
         """Evaluate `fn` once per layer on the CPU with checks on (table entries, supported kernels): the one-line
         errors come here, before training, and no step needs to read a value back."""
-        w_bits = torch.tensor(self.space.weight_bits, dtype=torch.float64)
         one = torch.ones((), dtype=torch.float64)
         with cost_models.checking():
-            for wire, cols, acts in self._layer_columns():
-                w = w_bits[cols]
-                a = torch.tensor(self.input_bits(wire), dtype=torch.float64)
+            for wire in self.wiring.values():
+                w = torch.tensor(self.groups[wire.group].bits, dtype=torch.float64)
+                a = torch.tensor(self._input_bits(wire), dtype=torch.float64)
                 fn(wire.shape, one, torch.ones_like(w), a[:, None], w[None, :])
 
     def at_initial_choice(self) -> bool:
@@ -403,11 +398,10 @@ def at_activation_bits(net: SearchableNet, bits: int) -> SearchableNet:
     return copy
 
 
-def random_architecture(net: SearchableNet, seed: int) -> SearchableNet:
-    """Set `net`'s logits to a random architecture, 1000 apart so the softmax is one-hot: a precision per channel
-    (the first channel of a prunable group never pruned, so no group dies) and per searched activation. For tests
-    and benchmarks of everything downstream of a search (cost, export, storage) without training one."""
-    gen = torch.Generator().manual_seed(seed)
+def random_architecture(net: SearchableNet, seed: int | torch.Generator) -> SearchableNet:
+    """Set `net`'s logits to a one-hot random architecture (no group fully pruned), drawn from `seed` or a generator:
+    what tests and benchmarks of everything downstream of a search use instead of training one."""
+    gen = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for g, alpha in net.logits.items():
             choice = torch.randint(0, alpha.shape[0], (alpha.shape[1],), generator=gen)

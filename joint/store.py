@@ -127,7 +127,7 @@ def shown(path: str | Path) -> str:
     return Path(os.path.relpath(Path(path).resolve(), ROOT)).as_posix()
 
 
-def write_torch(path: Path, obj) -> None:
+def write_torch(path: Path, obj: object) -> None:
     """Save `obj` with torch.save atomically, as write_json does."""
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(obj, path.with_name(path.name + ".tmp"))

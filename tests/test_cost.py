@@ -102,6 +102,27 @@ def test_soft_cost_at_one_hot_equals_the_arch_cost(name, model):
     assert net.cost(model).item() == pytest.approx(arch.cost(model), rel=1e-12)
 
 
+@pytest.mark.parametrize("model", ["size", "mpic"])
+def test_a_cost_model_called_layer_by_layer_equals_its_batched_call(model, monkeypatch):
+    # a registered model that is not batched takes each layer alone: same value and gradients at a soft architecture
+    monkeypatch.setitem(cost.MODELS, "one_by_one", cost.MODELS[model])
+    torch.manual_seed(0)
+    net = joint.searchable(joint.models.resnet8(), joint.SearchSpace((0, 2, 4, 8), (2, 4, 8)), torch.rand(1, 3, 32, 32))
+    with torch.no_grad():
+        for alpha in [*net.logits.values(), *net.act_logits.values()]:
+            alpha.normal_()
+    net.train()
+    grads = []
+    for name in (model, "one_by_one"):
+        net.zero_grad()
+        value = net.cost(name)
+        value.backward(retain_graph=True)  # both calls share the thetas of one sampling
+        grads.append((value.item(), [p.grad.clone() for p in net.arch_parameters()]))
+    assert "one_by_one" not in cost.BATCHED
+    assert grads[1][0] == pytest.approx(grads[0][0], rel=1e-12)
+    assert all(torch.allclose(a, b, rtol=1e-10, atol=0) for a, b in zip(grads[0][1], grads[1][1]))
+
+
 def test_gradient_of_a_layer_cost_reaches_the_group_that_feeds_it(monkeypatch):
     monkeypatch.setitem(cost.MODELS, "s1c2_size", lambda layer, cin, n, a, w: (
         cost.size(layer, cin, n, a, w) if layer.name == "s1.c2" else torch.zeros_like(n * a)))
