@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import methods
+from .arch import Arch
 from .data import CLASSES
 
 
@@ -287,6 +288,39 @@ def cost_model_summary(records: list[dict], costs: tuple[str, ...], method: str 
                          "median_reduction_%": reached.median() if len(reached) else None,
                          "max_reduction_%": reached.max() if len(reached) else None})
     return pd.DataFrame(rows)
+
+
+def precision_groups_table(records: list[dict], method: str = "joint") -> pd.DataFrame:
+    """Per searched model of `method`: weight precisions per layer, and its NE16 cycles against the same kept channels
+    at one precision per layer (each layer's highest): what splitting layers into precisions costs on NE16, which
+    runs each precision of a layer as a sub-layer with tiles of its own. Collapsed models are left out."""
+    rows = []
+    for r in comparable(records, "ne16_cycles"):
+        if r["config"]["method"] != method or r.get("arch") is None:
+            continue
+        arch = Arch.from_dict(r["arch"])
+        split, single = arch.cost("ne16"), arch.one_precision_per_layer().cost("ne16")
+        accuracy = r["metrics"].get("ne16_accuracy", r["metrics"]["test_accuracy"])
+        rows.append({"trained_for": r["config"]["cost"], "lambda": r["config"]["lam"],
+                     "ne16_acc_%": None if accuracy is None else 100 * accuracy,
+                     "precisions_per_layer": arch.precision_groups() / len(arch.layers), "ne16_cycles": split,
+                     "one_precision_cycles": single, "split_cost_%": 100 * (split / single - 1)})
+    table = pd.DataFrame(rows, columns=["trained_for", "lambda", "ne16_acc_%", "precisions_per_layer", "ne16_cycles",
+                                        "one_precision_cycles", "split_cost_%"])
+    order = {cost: i for i, cost in enumerate(dict.fromkeys(table["trained_for"]))}
+    table = table.sort_values(["trained_for", "lambda"], key=lambda c: c.map(order) if c.name == "trained_for" else c,
+                              ignore_index=True)
+    return table.assign(**{"lambda": table["lambda"].map(lambda lam: f"{lam:g}")})  # 0.005 stays 0.005 in print
+
+
+def summarize_precision_groups(table: pd.DataFrame) -> str:
+    """One clause per training cost model: precisions per layer and the median NE16 cost of the split."""
+    if table.empty:
+        return "No searched model to break down."
+    clauses = [f"{cost}-trained {rows['precisions_per_layer'].mean():.2f} precisions per layer, "
+               f"{rows['split_cost_%'].median():.1f} % more NE16 cycles (median)"
+               for cost, rows in table.groupby("trained_for", sort=False)]
+    return ("Against the same channels at one precision per layer: " + "; ".join(clauses) + ".")
 
 
 def summarize_cycles(table: pd.DataFrame) -> str:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -83,6 +83,17 @@ class Arch:
             return None if max(self.layers[name].weight_bits) > 8 else self.layer_cost(name, target)
         except ValueError:
             return None
+
+    def precision_groups(self) -> int:
+        """Distinct non-zero weight precisions, summed over layers: NE16 runs each as a sub-layer with tiles of its own."""
+        return sum(len(set(layer.weight_bits) - {0}) for layer in self.layers.values())
+
+    def one_precision_per_layer(self) -> Arch:
+        """A copy whose layers keep the same channels, all at the layer's highest precision: one sub-layer per layer on
+        NE16, so the NE16 cycles it saves are what splitting layers into precisions costs."""
+        layers = {name: replace(layer, weight_bits=[max(layer.weight_bits) if b else 0 for b in layer.weight_bits])
+                  for name, layer in self.layers.items()}
+        return Arch(layers, dict(self.activations))
 
     def size_kb(self) -> float:
         """Weight memory in kB (bits / 8 / 1000), as the paper reports it."""

@@ -199,3 +199,26 @@ def test_fine_tune_settling_is_the_change_over_the_last_two_epochs_of_the_final_
     table = analysis.fine_tune_settling(records)
     assert table["method"].tolist() == ["w8a8", "pit"] and table["epochs"].tolist() == [3, 2]
     assert table["change_%"].tolist() == pytest.approx([0.25, -1.0])
+
+
+def test_precision_groups_table_prices_the_split_of_each_layer_into_precisions_on_ne16():
+    layer = {"name": "c", "kind": "conv", "cin": 16, "cout": 32, "kernel": [3, 3], "stride": [1, 1], "groups": 1,
+             "out_hw": [16, 16], "bias": False, "input_act": "x", "input_source": None, "input_multiplier": 1}
+
+    def searched(cost, lam, bits, acc):
+        r = latency_record("joint", cost, lam, acc, 0, 0)
+        r["arch"] = {"layers": {"c": {**layer, "weight_bits": bits}}, "activations": {"x": 8}}
+        return r
+
+    records = [searched("ne16", 0.2, [8] * 32, 90), searched("mpic", 1, [8] * 16 + [4] * 16, 91),
+               searched("ne16", 0.1, [8] * 16 + [4] * 16, 92), searched("mpic", 2, [2] * 32, 10),  # collapsed
+               latency_record("w8a8", "size", 0, 92, 300, 30)]
+    table = analysis.precision_groups_table(records)
+    assert table[["trained_for", "lambda"]].values.tolist() == [["ne16", "0.1"], ["ne16", "0.2"], ["mpic", "1"]]
+    assert table["precisions_per_layer"].tolist() == [2, 1, 2]
+    assert table["ne16_cycles"].tolist() == [12_888, 12_780, 12_888]
+    assert table["one_precision_cycles"].tolist() == [12_780] * 3
+    assert table["split_cost_%"].tolist() == pytest.approx([100 * 108 / 12_780, 0, 100 * 108 / 12_780])
+    assert analysis.summarize_precision_groups(table) == (
+        "Against the same channels at one precision per layer: ne16-trained 1.50 precisions per layer, 0.4 % more "
+        "NE16 cycles (median); mpic-trained 2.00 precisions per layer, 0.8 % more NE16 cycles (median).")

@@ -4,6 +4,8 @@ import pytest
 import torch
 
 import joint
+from joint.arch import LayerArch
+from joint.cost import LayerShape
 from joint.search import random_architecture
 
 
@@ -41,3 +43,21 @@ def test_malformed_arch_is_one_clear_error():
     data["layers"]["s1.c1"]["weight_bits"] = [8] * 3
     with pytest.raises(ValueError, match="layer s1.c1: weight_bits must hold 16 integers >= 0"):
         joint.Arch.from_dict(data)
+
+
+def one_layer(bits):
+    shape = LayerShape(name="c", kind="conv", cin=16, cout=32, kernel=(3, 3), stride=(1, 1), groups=1,
+                       out_hw=(16, 16), bias=False)
+    return joint.Arch({"c": LayerArch(shape, bits, "x", None)}, {"x": 8})
+
+
+def test_one_precision_per_layer_keeps_the_channels_at_the_layers_highest_precision():
+    # method notes 3.6 example 1 (conv 3x3, 16 -> 32 channels, 16x16 output): 32 channels at 8 bits are 36 x 355
+    # NE16 cycles; 16 of them at 4 bits run as a second sub-layer: 36 x (211 + 147), more cycles for fewer bits
+    split = one_layer([8] * 16 + [4] * 16)
+    single = split.one_precision_per_layer()
+    assert single.layers["c"].weight_bits == [8] * 32 and split.layers["c"].weight_bits[-1] == 4
+    assert (split.cost("ne16"), single.cost("ne16")) == (12_888, 12_780)
+    assert (split.precision_groups(), single.precision_groups()) == (2, 1)
+    pruned = one_layer([8] * 16 + [0] * 8 + [2] * 8).one_precision_per_layer()
+    assert pruned.layers["c"].weight_bits == [8] * 16 + [0] * 8 + [8] * 8

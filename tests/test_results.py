@@ -9,7 +9,9 @@ from joint.config import RunConfig
 from joint.store import ROOT, read_json
 
 RESULTS = ROOT / "results"
-FOLDERS = sorted(p for p in RESULTS.glob("*/*") if p.is_dir() and list(p.glob("*.csv")))
+REFERENCE_PROFILES = ("quick", "cpu")  # committed outputs; smoke's are written by make test's notebooks, ignored
+FOLDERS = sorted(p for profile in REFERENCE_PROFILES for p in (RESULTS / profile).glob("*")
+                 if p.is_dir() and list(p.glob("*.csv")))
 
 
 def _records(profile: str, benchmark: str, configs: list[RunConfig]) -> list[dict]:
@@ -39,6 +41,7 @@ def test_committed_tables_are_what_the_committed_records_give(folder: Path):
               "joint_vs_sequential": analysis.front_comparison(sized, "joint", "sequential"),
               "cycles_at_iso_accuracy": analysis.cycles_table(costed),
               "cost_model_summary": analysis.cost_model_summary(costed, experiments.ABLATION_COSTS),
+              "ne16_precision_groups": analysis.precision_groups_table(costed),
               "fine_tune_settling": analysis.fine_tune_settling(list({r["key"]: r for r in sized + costed}.values()))}
     assert sorted(p.stem for p in folder.glob("*.csv")) == sorted(tables)
     for name, table in tables.items():
