@@ -320,7 +320,7 @@ def summarize_precision_groups(table: pd.DataFrame) -> str:
     clauses = [f"{cost}-trained {rows['precisions_per_layer'].mean():.2f} precisions per layer, "
                f"{rows['split_cost_%'].median():.1f} % more NE16 cycles (median)"
                for cost, rows in table.groupby("trained_for", sort=False)]
-    return ("Against the same channels at one precision per layer: " + "; ".join(clauses) + ".")
+    return "Against the same channels at one precision per layer: " + "; ".join(clauses) + "."
 
 
 def summarize_cycles(table: pd.DataFrame) -> str:

@@ -85,7 +85,7 @@ class Arch:
             return None
 
     def precision_groups(self) -> int:
-        """Distinct non-zero weight precisions, summed over layers: NE16 runs each as a sub-layer with tiles of its own."""
+        """Distinct non-zero weight precisions summed over layers: NE16 runs each as a sub-layer with its own tiles."""
         return sum(len(set(layer.weight_bits) - {0}) for layer in self.layers.values())
 
     def one_precision_per_layer(self) -> Arch:
