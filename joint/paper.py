@@ -48,6 +48,6 @@ def latency_records() -> list[dict]:
 def size_records() -> list[dict]:
     """CIFAR10_SIZE in the shape of run records, so the size analysis reads the paper's points through the same
     code as ours."""
-    return [{"config": {"method": series, "cost": "size", "lam": 0.0, "benchmark": "cifar10"},
+    return [{"config": {"method": series, "cost": "size", "lam": 0.0},
              "metrics": {"test_accuracy": acc / 100, "size_kb": size}}
             for series, rows in CIFAR10_SIZE.items() for size, acc in rows]
