@@ -44,13 +44,32 @@ def test_interrupted_phase_resumes_to_the_same_state(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "evaluate", crash_on_third_epoch)
     model = fresh()
     with pytest.raises(KeyboardInterrupt):
-        train_phase(model, config, *data, batch_size=32, seed=3, checkpoint=tmp_path / "c.pt", progress=False)
+        train_phase(model, config, *data, batch_size=32, seed=3, checkpoint=tmp_path / "c.pt", progress=False,
+                    checkpoint_seconds=0)
+    assert torch.load(tmp_path / "c.pt", weights_only=False)["state"]["epoch"] == 2
     monkeypatch.setattr(train, "evaluate", real_evaluate)
     model = fresh()
     result = train_phase(model, config, *data, batch_size=32, seed=3, checkpoint=tmp_path / "c.pt", progress=False)
     assert result.epochs == 4
     for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_a_phase_writes_its_checkpoint_after_the_interval_and_at_its_end(tmp_path, monkeypatch):
+    clock = {"now": 0.0}
+    monkeypatch.setattr(train.time, "perf_counter", lambda: clock["now"])
+    real_evaluate, saved = train.evaluate, []
+
+    def five_seconds_an_epoch(*args, **kwargs):
+        clock["now"] += 5.0
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", five_seconds_an_epoch)
+    monkeypatch.setattr(train, "_atomic_save", lambda obj, path: saved.append(obj["state"]["epoch"]))
+    train_phase(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)), PhaseConfig(7, min_epochs=1),
+                *tiny_data(), batch_size=32, seed=0, checkpoint=tmp_path / "c.pt", progress=False,
+                checkpoint_seconds=12.0)
+    assert saved == [3, 6, 7]
 
 
 def test_early_stopping_after_patience_and_best_state_restored():
