@@ -56,19 +56,22 @@ def mix_weights(w: Tensor, theta: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]
 INT32_RANGE = (-(2.0**31), 2.0**31 - 128)  # int32's range, as far as float32 holds it
 
 
+def _bias_codes(b: Tensor, scale: Tensor, kept: Tensor) -> Tensor:
+    return torch.clamp(torch.round(b.detach() / torch.where(kept, scale, 1.0).detach()), *INT32_RANGE) * kept
+
+
 def bias_codes(b: Tensor, scale: Tensor) -> Tensor:
     """Integer codes (as floats) of a bias on the grid `scale`, saturating at int32's range; scale 0 gives 0.
 
     No gradient: a nearly pruned channel in a search has a tiny mixed scale, and b / scale would overflow (and
     its derivative 0 * inf turn the precision logits and clips into NaN)."""
-    safe = torch.where(scale == 0, torch.ones_like(scale), scale).detach()
-    return torch.clamp(torch.round(b.detach() / safe), *INT32_RANGE) * (scale != 0)
+    return _bias_codes(b, scale, scale != 0)
 
 
 def quantize_bias(b: Tensor, scale: Tensor) -> Tensor:
     """32-bit bias on the grid scale = s_in * s_w (per channel); a channel with scale 0 gets exactly 0."""
-    q = torch.where(scale == 0, torch.zeros_like(b), bias_codes(b, scale) * scale)
-    return q + (b - b.detach()) * (scale != 0)
+    kept = scale != 0
+    return _bias_codes(b, scale, kept) * scale + (b - b.detach()) * kept
 
 
 def _grid(clip: Tensor, levels: int, signed: bool) -> tuple[Tensor, Tensor]:
@@ -113,8 +116,11 @@ def pact_gradients(grad: Tensor, x: Tensor, clips: Tensor, theta: Tensor | None,
 _kernels: dict[tuple, object] = {}
 # Threads are read when a kernel runs, not fixed when it is compiled: otherwise a kernel compiled at one thread count,
 # or first called on a small tensor (which it then sums serially), is reused from the compiler's on-disk cache by
-# every later process, and a record's last bits would depend on what this machine compiled before.
-KERNEL_OPTIONS = {"cpp.dynamic_threads": True}
+# every later process, and a record's last bits would depend on what this machine compiled before. On CUDA the
+# compiler would otherwise divide approximately and flush subnormals to zero, so a compiled round(x / step) could land
+# on the other side of a half-step from plain PyTorch and from ONNX's QuantizeLinear.
+KERNEL_OPTIONS = {"cpp.dynamic_threads": True, "eager_numerics.division_rounding": True,
+                  "eager_numerics.disable_ftz": True}
 
 
 class _NoCudaNotice(logging.Filter):

@@ -242,3 +242,22 @@ def test_compiled_sums_do_not_depend_on_what_compiled_the_kernel_before(tmp_path
     _kernel_sums(tmp_path / "shared", 1)  # the on-disk cache now holds kernels compiled at one thread
     assert _kernel_sums(tmp_path / "shared", 2) == fresh
     assert _kernel_sums(tmp_path / "small", 2, "small-first") == fresh
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("bits,signed", [(2, False), (4, True), (8, False), (8, True)])
+def test_the_compiled_quantizer_rounds_half_steps_as_plain_pytorch(device, bits, signed):
+    clip = torch.tensor([0.7, 1.3, 5.9], device=device)
+    levels = pact_levels(bits, signed)
+    step = (clip.double() / levels).float()
+    k = torch.arange(-levels if signed else 0, levels, device=device, dtype=torch.float64)
+    x = ((k[:, None] + 0.5) * step.double()[None, :]).float()  # every half-step of every grid, as float32 rounds it
+    x = torch.cat([x, torch.nextafter(x, x + 1), torch.nextafter(x, x - 1)])
+    for i, c in enumerate(clip):
+        got = quant._run(pact_values, (levels,), signed, x[:, i].contiguous(), c.reshape(1), None)
+        lo = -c if signed else torch.zeros_like(c)
+        assert torch.equal(got, torch.round(torch.clamp(x[:, i], lo, c) / step[i]) * step[i])
+        assert torch.equal(got, pact_values(x[:, i], c.reshape(1), None, (levels,), signed))
