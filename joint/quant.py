@@ -181,15 +181,21 @@ class _Pact(torch.autograd.Function):
         ctx.save_for_backward(x, clips, theta)
         ctx.grid = (levels, signed)
         flat, shaped = _flat(x)
-        return shaped(_run(pact_values, levels, signed, flat, clips, theta))
+        return shaped(_run(pact_values, levels, signed, flat, *_constants(clips, theta)))
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, clips, theta = ctx.saved_tensors
         flat, shaped = _flat(x)
         grad_flat, _ = _flat(grad.contiguous(memory_format=_layout(x)))
-        grad_x, grad_clips, grad_theta = _run(pact_gradients, *ctx.grid, grad_flat, flat, clips, theta)
+        grad_x, grad_clips, grad_theta = _run(pact_gradients, *ctx.grid, grad_flat, flat, *_constants(clips, theta))
         return shaped(grad_x), grad_clips, grad_theta, None, None
+
+
+def _constants(clips: Tensor, theta: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """The clips and theta as the kernels read them, detached: the compiler guards on whether an input requires
+    grad, and theta stops requiring it when the search's logits freeze for the fine-tune (a recompilation)."""
+    return clips.detach(), None if theta is None else theta.detach()
 
 
 def _layout(x: Tensor) -> torch.memory_format:
