@@ -1,12 +1,13 @@
 # make reproduce: set up .venv (pinned, idempotent), train what is pending and execute every notebook;
 # make test: unit tests + notebooks. PROFILE=smoke|quick|cpu|paper, BENCHMARKS="cifar10 ...",
-# EXECUTOR=serial|local|dask (local: one single-threaded process per core, or WORKERS=n), DASK_SCHEDULER=,
+# EXECUTOR=serial|local|dask (default: the profile's, local for quick on a CPU: one single-threaded process per core,
+# or WORKERS=n), DASK_SCHEDULER=,
 # DATA=<folder holding the datasets> (default data/; e.g. DATA=../shared/data for an image-folder copy of CIFAR-10).
 PYTHON ?= python3.11
 PROFILE ?= quick
 BENCHMARKS ?=
 DATA ?= data
-EXECUTOR ?= serial
+EXECUTOR ?=
 WORKERS ?=
 DASK_SCHEDULER ?=
 RUN_FLAGS = --profile $(PROFILE) --data "$(DATA)" $(if $(BENCHMARKS),--benchmarks "$(BENCHMARKS)",)
@@ -27,7 +28,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 reproduce: setup
-	$(PY) -m joint reproduce $(RUN_FLAGS) --executor $(EXECUTOR) $(if $(WORKERS),--workers $(WORKERS),) $(if $(DASK_SCHEDULER),--scheduler $(DASK_SCHEDULER),)
+	$(PY) -m joint reproduce $(RUN_FLAGS) $(if $(EXECUTOR),--executor $(EXECUTOR),) $(if $(WORKERS),--workers $(WORKERS),) $(if $(DASK_SCHEDULER),--scheduler $(DASK_SCHEDULER),)
 
 estimate: setup
 	$(PY) -m joint estimate $(RUN_FLAGS)

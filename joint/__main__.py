@@ -220,7 +220,7 @@ def _relative(path: str) -> str:
 
 
 def reproduce(args: argparse.Namespace) -> str:
-    """Estimate what is pending, train it (serially or on a Dask cluster), then execute every notebook with
+    """Estimate what is pending, train it (here, in local processes or on a Dask cluster), then execute every notebook with
     papermill into results/<profile>/notebooks/ and say where the outputs are."""
     import nbformat
     import papermill
@@ -228,14 +228,15 @@ def reproduce(args: argparse.Namespace) -> str:
     from . import executors
 
     benchmarks = _benchmarks(args)
+    store = _store(args)
+    executor = args.executor or executors.default_executor(args.profile, store.torch_device())
     where = {"dask": " (measured on this driver machine, not on the Dask workers)",
              "local": " (measured in one process; the runs train in single-threaded processes, one per core)"}
-    where = where.get(args.executor, "")
+    where = where.get(executor, "")
     print(estimate(args) + where, flush=True)
     started = time.perf_counter()
-    store = _store(args)
     for benchmark in benchmarks:
-        records = executors.run_sweep(_all_runs(benchmark, args.profile), store, args.executor, args.scheduler,
+        records = executors.run_sweep(_all_runs(benchmark, args.profile), store, executor, args.scheduler,
                                        args.workers)
         for line in experiments.warnings_of(records):
             print(line, flush=True)
@@ -301,9 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         if name == "reproduce":
             p.add_argument("--figures", default="figures", help="figures directory (default: figures)")
-            p.add_argument("--executor", default="serial",
-                           help="serial (default: this process, every thread), local (single-threaded processes "
-                                "here, one per core: for many-core machines), or dask (with --scheduler)")
+            p.add_argument("--executor",
+                           help="serial (this process, every thread), local (single-threaded processes here, one "
+                                "per core), or dask (with --scheduler); default: the profile's on a CPU (local for "
+                                "quick, else serial), serial on a GPU")
             p.add_argument("--workers", type=int, help="local only: number of processes (default: one per core)")
             p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
             continue

@@ -37,6 +37,9 @@ class Profile:
     workers: int = 0  # data-loader processes (datasets held as tensors are read in the main process)
     channels_last: bool = False  # train convolutions in the channels-last memory format (faster on CPUs)
     tour_epochs: int = 40  # length of the tour notebook's demonstration search
+    # how `reproduce` trains the pending runs on a CPU unless told otherwise: "local" (one single-threaded process per
+    # core) where a step is too small for two threads to help; the records' last bits follow the thread count
+    executor: str = "serial"
     overrides: dict[str, dict] = field(default_factory=dict)
 
     def for_benchmark(self, benchmark: str) -> Profile:
@@ -174,7 +177,8 @@ PROFILES: dict[str, Profile] = {
         # channel a steep gradient, so its front collapses to one channel per layer from lambda 0.2 on; each grid
         # spans its model's front from the all-8-bit network to just before that collapse
         {"bitops": (0.2, 0.5, 1.0, 2.0, 5.0, 10.0), "mpic": (0.2, 0.5, 1.0, 2.0, 5.0, 7.0),
-         "ne16": (0.005, 0.01, 0.02, 0.05, 0.1, 0.15)}),
+         "ne16": (0.005, 0.01, 0.02, 0.05, 0.1, 0.15)},
+        executor="local"),
     "cpu": _cpu_profile(),
     "paper": _paper_profile(),
 }

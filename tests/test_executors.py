@@ -2,7 +2,7 @@ import pytest
 import torch
 from distributed import Client, LocalCluster
 
-from joint import executors
+from joint import executors, profiles
 from joint.config import RunConfig
 from joint.experiments import without_timing
 from joint.store import Store
@@ -50,6 +50,13 @@ def test_local_processes_give_the_single_threaded_serial_records(tmp_path):
         torch.set_num_threads(threads)
     local = executors.run_sweep(SMOKE, store(tmp_path, "local"), "local", workers=2)
     assert [without_timing(r) for r in local] == [without_timing(r) for r in serial]
+
+
+def test_the_quick_profile_trains_in_local_processes_on_a_cpu_and_every_profile_serially_on_a_gpu():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert {p: executors.default_executor(p, cpu) for p in profiles.PROFILES} == \
+        {"smoke": "serial", "quick": "local", "cpu": "serial", "paper": "serial"}
+    assert {executors.default_executor(p, gpu) for p in profiles.PROFILES} == {"serial"}
 
 
 def test_a_failed_task_raises_naming_its_run_and_keeps_the_records_written(tmp_path, scheduler):
