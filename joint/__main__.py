@@ -207,10 +207,15 @@ def _all_runs(benchmark: str, profile: str) -> list[RunConfig]:
 
 
 def estimate(args: argparse.Namespace) -> str:
+    """The estimate line of every benchmark, for the executor `reproduce` would use (the profile's by default)."""
     from . import estimate as estimates
+    from . import executors
 
     store = _store(args)
-    lines = [estimates.estimate(b, args.profile, _all_runs(b, args.profile), store).line() for b in _benchmarks(args)]
+    executor = getattr(args, "executor", None) or executors.default_executor(args.profile, store.torch_device())
+    processes = executors.local_processes(getattr(args, "workers", None)) if executor == "local" else 1
+    lines = [estimates.estimate(b, args.profile, _all_runs(b, args.profile), store, processes=processes).line()
+             for b in _benchmarks(args)]
     return "\n".join(lines)
 
 
@@ -231,7 +236,7 @@ def reproduce(args: argparse.Namespace) -> str:
     store = _store(args)
     executor = args.executor or executors.default_executor(args.profile, store.torch_device())
     where = {"dask": " (measured on this driver machine, not on the Dask workers)",
-             "local": " (measured in one process; the runs train in single-threaded processes, one per core)"}
+             "local": " (measured in this process; the runs train in single-threaded processes, one per core)"}
     where = where.get(executor, "")
     print(estimate(args) + where, flush=True)
     started = time.perf_counter()

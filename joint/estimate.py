@@ -97,6 +97,7 @@ class Estimate:
     seconds: float
     per_sample: dict[str, float]
     device: str
+    processes: int = 1  # local processes training the runs at once (the warm-up trains alone, first)
 
     def line(self) -> str:
         if not self.pending:
@@ -104,7 +105,7 @@ class Estimate:
         ms = ", ".join(f"{k} {1000 * v:.2f}" for k, v in self.per_sample.items())
         return (f"{self.benchmark} ({self.profile}): {self.pending} of {self.runs} runs pending, {self.epochs:,} "
                 f"epochs if every phase runs to its epoch cap; expect about {_duration(self.seconds)} on "
-                f"{self.device} (early stopping can only shorten it; measured ms per sample at the profile's batch "
+                f"{self.device}{f' in {self.processes} processes' if self.processes > 1 else ''} (early stopping can only shorten it; measured ms per sample at the profile's batch "
                 f"size: {ms}; data loading not included)")
 
 
@@ -128,22 +129,26 @@ def _phases(config: RunConfig, prof: Profile) -> list[tuple[str, int]]:
 
 
 def estimate(benchmark: str, profile: str, configs: list[RunConfig], store: Store,
-             per_sample: dict[str, float] | None = None) -> Estimate:
+             per_sample: dict[str, float] | None = None, processes: int = 1) -> Estimate:
     """The time the runs of `configs` not yet recorded take with every phase at its epoch cap (a profile without
-    early stopping runs exactly these epochs), warm-up included if not cached."""
+    early stopping runs exactly these epochs), warm-up included if not cached; `processes` train the runs at once
+    after the warm-up (steps as long in each as measured here: small steps do not speed up with threads)."""
     prof = get_profile(profile, benchmark)
     device = store.torch_device()
     train, val, _ = SPLIT_SIZES[benchmark]
     pending = [c for c in configs if not store.record_path(c).exists()]
     phases = [phase for c in pending for phase in _phases(c, prof)]
-    warm = store.warmup_path(benchmark, profile, configs[0].seed)
-    if pending and not warm.exists():
-        phases.append(("float", prof.warmup.epochs))
+    warmup = []
+    if pending and not store.warmup_path(benchmark, profile, configs[0].seed).exists():
+        warmup.append(("float", prof.warmup.epochs))
         if prof.pretrain is not None:
-            phases.append(("pretrain", prof.pretrain.epochs))
+            warmup.append(("pretrain", prof.pretrain.epochs))
     if per_sample is None:
         per_sample = per_sample_seconds(benchmark, device, prof.batch_size, channels_last=prof.channels_last) \
-            if phases else {}
-    seconds = sum(epochs * (train * per_sample[kind] + val * per_sample["eval"]) for kind, epochs in phases)
-    return Estimate(benchmark, profile, len(configs), len(pending), sum(e for _, e in phases), seconds, per_sample,
-                    str(device))
+            if phases or warmup else {}
+
+    def seconds(of: list[tuple[str, int]]) -> float:
+        return sum(epochs * (train * per_sample[kind] + val * per_sample["eval"]) for kind, epochs in of)
+    processes = max(1, min(processes, len(pending)))
+    return Estimate(benchmark, profile, len(configs), len(pending), sum(e for _, e in phases + warmup),
+                    seconds(warmup) + seconds(phases) / processes, per_sample, str(device), processes)

@@ -40,6 +40,11 @@ def default_executor(profile: str, device: torch.device) -> str:
     return profiles.get_profile(profile).executor if device.type == "cpu" else "serial"
 
 
+def local_processes(workers: int | None = None) -> int:
+    """How many processes the local executor starts: `workers`, else one per core."""
+    return workers or os.cpu_count() or 1
+
+
 def run_sweep(configs: list[RunConfig], store: Store, executor: str = "serial", scheduler: str | None = None,
               workers: int | None = None) -> list[dict]:
     """Records of every config, in order; only the runs not recorded yet are trained: here, in `workers` local
@@ -55,7 +60,7 @@ def run_sweep(configs: list[RunConfig], store: Store, executor: str = "serial", 
                          "`dask scheduler` and `dask worker tcp://host:8786` on each worker machine")
     pending = [c for c in dict.fromkeys(configs) if not store.record_path(c).exists()]
     if pending and executor == "local":
-        _run_locally(pending, store, min(workers or os.cpu_count() or 1, len(pending)))
+        _run_locally(pending, store, min(local_processes(workers), len(pending)))
     elif pending:
         with Client(scheduler) as client:
             _run_on_cluster(client, pending, store)

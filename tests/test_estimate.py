@@ -25,6 +25,20 @@ def test_pending_epochs_and_seconds_follow_the_profile_caps(tmp_path):
     assert estimate.estimate("digits", "quick", configs, store, per_sample).pending == 3
 
 
+def test_local_processes_share_the_runs_but_not_the_warm_up(tmp_path):
+    store = Store(results=tmp_path / "r", cache=tmp_path / "c", progress=False, device="cpu")
+    configs = [RunConfig("digits", "w8a8", profile="quick"), RunConfig("digits", "w4a8", profile="quick"),
+               RunConfig("digits", "w2a8", profile="quick")]
+    per_sample = {"float": 1.0, "qat": 2.0, "eval": 0.0}
+    train, prof = estimate.SPLIT_SIZES["digits"][0], profiles.get_profile("quick", "digits")
+    warm, run = prof.warmup.epochs * train, (prof.search.epochs + prof.finetune.epochs) * train * 2.0  # fixed QAT
+    assert estimate.estimate("digits", "quick", configs, store, per_sample).seconds == pytest.approx(warm + 3 * run)
+    two = estimate.estimate("digits", "quick", configs, store, per_sample, processes=2)
+    assert two.seconds == pytest.approx(warm + 1.5 * run) and "on cpu in 2 processes (" in two.line()
+    many = estimate.estimate("digits", "quick", configs, store, per_sample, processes=8)
+    assert many.seconds == pytest.approx(warm + run) and "in 3 processes" in many.line()
+
+
 def test_step_times_are_measured_for_every_kind_of_phase():
     seconds = estimate.per_sample_seconds("digits", torch.device("cpu"), batch=8, repeats=1)
     assert set(seconds) == {"float", "qat", "search", "search_act", "pit", "eval"}
