@@ -40,9 +40,17 @@ def default_executor(profile: str, device: torch.device) -> str:
     return profiles.get_profile(profile).executor if device.type == "cpu" else "serial"
 
 
+WORKER_MEMORY = 1.5 * 2**30  # bytes per local worker: a process training one quick-profile run peaked at 0.99 GB
+
+
 def local_processes(workers: int | None = None) -> int:
-    """How many processes the local executor starts: `workers`, else one per core."""
-    return workers or os.cpu_count() or 1
+    """How many processes the local executor starts: `workers`, else one per core this process may run on, no more
+    than the machine's memory holds."""
+    if workers:
+        return workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(1, min(cores, int(memory // WORKER_MEMORY)))
 
 
 def run_sweep(configs: list[RunConfig], store: Store, executor: str = "serial", scheduler: str | None = None,

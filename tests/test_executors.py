@@ -59,6 +59,15 @@ def test_the_quick_profile_trains_in_local_processes_on_a_cpu_and_every_profile_
     assert {executors.default_executor(p, gpu) for p in profiles.PROFILES} == {"serial"}
 
 
+@pytest.mark.parametrize("cores,gib,workers,expected", [(2, 24, None, 2), (64, 16, None, 10), (64, 1, None, 1),
+                                                          (64, 16, 3, 3)])
+def test_local_processes_are_one_per_usable_core_as_far_as_memory_holds(monkeypatch, cores, gib, workers, expected):
+    monkeypatch.setattr(executors.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": gib * 2**30 // 4096}
+    monkeypatch.setattr(executors.os, "sysconf", pages.__getitem__)
+    assert executors.local_processes(workers) == expected
+
+
 def test_a_failed_task_raises_naming_its_run_and_keeps_the_records_written(tmp_path, scheduler):
     orphan = RunConfig("digits", "sequential", 0.5, profile="smoke", pit_lam=0.3)  # its PIT seed is not recorded
     s = store(tmp_path, "dask")
