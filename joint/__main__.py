@@ -206,14 +206,21 @@ def _all_runs(benchmark: str, profile: str) -> list[RunConfig]:
     return list(dict.fromkeys(configs))
 
 
+def _executor(args: argparse.Namespace, store: Store) -> str:
+    """The executor asked for, else the profile's default on this device (`estimate` has no such option)."""
+    from . import executors
+
+    return getattr(args, "executor", None) or executors.default_executor(args.profile, store.torch_device())
+
+
 def estimate(args: argparse.Namespace) -> str:
-    """The estimate line of every benchmark, for the executor `reproduce` would use (the profile's by default)."""
+    """The estimate line of every benchmark, for the executor `reproduce` would use."""
     from . import estimate as estimates
     from . import executors
 
     store = _store(args)
-    executor = getattr(args, "executor", None) or executors.default_executor(args.profile, store.torch_device())
-    processes = executors.local_processes(getattr(args, "workers", None)) if executor == "local" else 1
+    local = _executor(args, store) == "local"
+    processes = executors.local_processes(getattr(args, "workers", None)) if local else 1
     lines = [estimates.estimate(b, args.profile, _all_runs(b, args.profile), store, processes=processes).line()
              for b in _benchmarks(args)]
     return "\n".join(lines)
@@ -225,8 +232,8 @@ def _relative(path: str) -> str:
 
 
 def reproduce(args: argparse.Namespace) -> str:
-    """Estimate what is pending, train it (here, in local processes or on a Dask cluster), then execute every notebook with
-    papermill into results/<profile>/notebooks/ and say where the outputs are."""
+    """Estimate what is pending, train it (here, in local processes or on a Dask cluster), then execute every
+    notebook with papermill into results/<profile>/notebooks/ and say where the outputs are."""
     import nbformat
     import papermill
 
@@ -234,9 +241,9 @@ def reproduce(args: argparse.Namespace) -> str:
 
     benchmarks = _benchmarks(args)
     store = _store(args)
-    executor = args.executor or executors.default_executor(args.profile, store.torch_device())
+    executor = _executor(args, store)
     where = {"dask": " (measured on this driver machine, not on the Dask workers)",
-             "local": " (measured in this process; the runs train in single-threaded processes, one per core)"}
+             "local": " (step times measured in this process; the runs train in single-threaded processes)"}
     where = where.get(executor, "")
     print(estimate(args) + where, flush=True)
     started = time.perf_counter()
@@ -311,7 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="serial (this process, every thread), local (single-threaded processes here, one "
                                 "per core), or dask (with --scheduler); default: the profile's on a CPU (local for "
                                 "quick, else serial), serial on a GPU")
-            p.add_argument("--workers", type=int, help="local only: number of processes (default: one per core)")
+            p.add_argument("--workers", type=int,
+                           help="local only: number of processes (default: one per core, as far as memory holds at "
+                                "1.5 GiB each)")
             p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
             continue
         p.add_argument("--benchmark", default="digits", help="benchmark (default: digits)")

@@ -103,10 +103,11 @@ class Estimate:
         if not self.pending:
             return f"{self.benchmark} ({self.profile}): all {self.runs} runs recorded, nothing to train"
         ms = ", ".join(f"{k} {1000 * v:.2f}" for k, v in self.per_sample.items())
+        where = self.device + (f" in {self.processes} processes" if self.processes > 1 else "")
         return (f"{self.benchmark} ({self.profile}): {self.pending} of {self.runs} runs pending, {self.epochs:,} "
-                f"epochs if every phase runs to its epoch cap; expect about {_duration(self.seconds)} on "
-                f"{self.device}{f' in {self.processes} processes' if self.processes > 1 else ''} (early stopping can only shorten it; measured ms per sample at the profile's batch "
-                f"size: {ms}; data loading not included)")
+                f"epochs if every phase runs to its epoch cap; expect about {_duration(self.seconds)} on {where} "
+                f"(early stopping can only shorten it; measured ms per sample at the profile's batch size: {ms}; "
+                f"data loading not included)")
 
 
 def _duration(seconds: float) -> str:
