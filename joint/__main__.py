@@ -206,21 +206,14 @@ def _all_runs(benchmark: str, profile: str) -> list[RunConfig]:
     return list(dict.fromkeys(configs))
 
 
-def _executor(args: argparse.Namespace, store: Store) -> str:
-    """The executor asked for, else the profile's default on this device (`estimate` has no such option)."""
-    from . import executors
-
-    return getattr(args, "executor", None) or executors.default_executor(args.profile, store.torch_device())
-
-
-def estimate(args: argparse.Namespace) -> str:
-    """The estimate line of every benchmark, for the executor `reproduce` would use."""
+def estimate(args: argparse.Namespace, executor: str | None = None) -> str:
+    """The estimate line of every benchmark, for `executor` (default: the one `reproduce` uses by default)."""
     from . import estimate as estimates
     from . import executors
 
     store = _store(args)
-    local = _executor(args, store) == "local"
-    processes = executors.local_processes(getattr(args, "workers", None)) if local else 1
+    executor = executor or executors.default_executor(args.profile, store.torch_device())
+    processes = executors.local_processes(getattr(args, "workers", None)) if executor == "local" else 1
     lines = [estimates.estimate(b, args.profile, _all_runs(b, args.profile), store, processes=processes).line()
              for b in _benchmarks(args)]
     return "\n".join(lines)
@@ -241,11 +234,11 @@ def reproduce(args: argparse.Namespace) -> str:
 
     benchmarks = _benchmarks(args)
     store = _store(args)
-    executor = _executor(args, store)
+    executor = args.executor or executors.default_executor(args.profile, store.torch_device())
     where = {"dask": " (measured on this driver machine, not on the Dask workers)",
              "local": " (step times measured in this process; the runs train in single-threaded processes)"}
     where = where.get(executor, "")
-    print(estimate(args) + where, flush=True)
+    print(estimate(args, executor) + where, flush=True)
     started = time.perf_counter()
     for benchmark in benchmarks:
         records = executors.run_sweep(_all_runs(benchmark, args.profile), store, executor, args.scheduler,
