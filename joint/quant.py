@@ -35,28 +35,11 @@ def weight_codes(w: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
     return codes, scale
 
 
-def _weight_stack(w: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
-    codes, scale = weight_codes(w, grid)
-    return codes * scale.view(scale.shape + (1,) * (w.dim() - 1)), scale * grid[1][:, None]
-
-
 def quantize_weight_stack(w: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
     """Dequantized weights at every precision at once, shape (precisions, *w.shape), and their scales (0 for the
-    0-bit precision, whose weights are exact zeros). No gradient: callers attach the straight-through path.
-
-    One compiled pass over the weights as rows (output channel, the rest in memory order): the values, and the
-    layout, of the plain computation."""
-    w = w.detach()
-    channels_last = w.dim() == 4 and _layout(w) == torch.channels_last
-    rows = w.permute(0, 2, 3, 1) if channels_last else w
-    if not rows.is_contiguous() or min(w.shape[0], w[0].numel()) < 2:
-        return _weight_stack(w, grid)  # a single row or column would be compiled once more, for it alone
-    with torch.no_grad():  # one compilation whether the caller records gradients or not
-        q, scale = _run(_weight_stack, (), rows.flatten(1).detach(), grid)
-    if channels_last:
-        c, cin, kh, kw = w.shape
-        return q.view(-1, c, kh, kw, cin).permute(0, 1, 4, 2, 3), scale
-    return q.view((-1,) + w.shape), scale
+    0-bit precision, whose weights are exact zeros). No gradient: callers attach the straight-through path."""
+    codes, scale = weight_codes(w, grid)
+    return codes * scale.view(scale.shape + (1,) * (w.dim() - 1)), scale * grid[1][:, None]
 
 
 def mix_weights(w: Tensor, theta: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
@@ -150,44 +133,42 @@ class _NoCudaNotice(logging.Filter):
 logging.getLogger("torch.utils.cpp_extension").addFilter(_NoCudaNotice())
 
 
-def _kernel(fn, static: tuple):
-    """`fn` with its trailing arguments `static` (a PACT grid: levels, signed), compiled once for every input shape:
-    one fused pass over the tensors, the constants folded in (no Python number is read from a tensor). Plain PyTorch
-    where compiling is switched off (JOINT_COMPILE=0) or fails (no C++ compiler, say)."""
-    key = (fn, static)
+def _kernel(fn, levels: tuple[int, ...], signed: bool):
+    """`fn` for one grid (levels, signed), compiled once for every input shape: one fused pass over the tensor for
+    all precisions, the grid constants folded in (no Python number is read from a tensor). Plain PyTorch where
+    compiling is switched off (JOINT_COMPILE=0) or fails (no C++ compiler, say)."""
+    key = (fn, levels, signed)
     if key not in _kernels:
-        def kernel(*tensors):
-            return fn(*tensors, *static)
-        # a code object of its own per function and grid: the compiler caches (and caps its recompilations) per code
-        # object, so closures sharing one would fall back to uncompiled code after a few grids
-        name = "_".join([fn.__name__.lstrip("_")] + [str(int(v)) for part in static
-                                                      for v in (part if isinstance(part, tuple) else (part,))])
-        code = kernel.__code__.replace(co_name=name)
-        kernel = types.FunctionType(code, kernel.__globals__, name, None, kernel.__closure__)
-        _kernels[key] = kernel if os.environ.get("JOINT_COMPILE", "1") == "0" else \
-            torch.compile(kernel, dynamic=True, options=KERNEL_OPTIONS)
+        def grid_fn(*tensors):
+            return fn(*tensors, levels, signed)
+        # a code object of its own per grid: the compiler caches (and caps its recompilations) per code object, so
+        # closures sharing one would fall back to uncompiled code after a few grids
+        code = grid_fn.__code__.replace(co_name=f"pact_{fn.__name__}_{'_'.join(map(str, levels))}_{int(signed)}")
+        grid_fn = types.FunctionType(code, grid_fn.__globals__, code.co_name, None, grid_fn.__closure__)
+        _kernels[key] = grid_fn if os.environ.get("JOINT_COMPILE", "1") == "0" else \
+            torch.compile(grid_fn, dynamic=True, options=KERNEL_OPTIONS)
     return _kernels[key]
 
 
-_fell_back = False  # whether a compilation failed in this process, so the quantizers ran uncompiled
+_fell_back = False  # whether a compilation failed in this process, so the quantizer ran uncompiled
 
 
 def compiled() -> bool:
-    """Whether the quantizer kernels run compiled in this process (their last bits differ from the plain path)."""
+    """Whether the activation quantizer runs compiled in this process (its last bits differ from the plain path)."""
     return os.environ.get("JOINT_COMPILE", "1") != "0" and not _fell_back
 
 
-def _run(fn, static: tuple, *tensors):
-    kernel = _kernel(fn, static)
+def _run(fn, levels: tuple[int, ...], signed: bool, *tensors):
+    kernel = _kernel(fn, levels, signed)
     try:
         return kernel(*tensors)
     except torch._dynamo.exc.BackendCompilerFailed as err:
         global _fell_back
         _fell_back = True
-        warnings.warn(f"joint: compiling a quantizer kernel failed ({type(err).__name__}); running it uncompiled, "
-                      f"which is slower", stacklevel=2)
-        _kernels[(fn, static)] = lambda *t: fn(*t, *static)
-        return fn(*tensors, *static)
+        warnings.warn(f"joint: compiling the activation quantizer failed ({type(err).__name__}); running it "
+                      f"uncompiled, which is slower", stacklevel=2)
+        _kernels[(fn, levels, signed)] = lambda *t: fn(*t, levels, signed)
+        return fn(*tensors, levels, signed)
 
 
 class _Pact(torch.autograd.Function):
@@ -200,14 +181,14 @@ class _Pact(torch.autograd.Function):
         ctx.save_for_backward(x, clips, theta)
         ctx.grid = (levels, signed)
         flat, shaped = _flat(x)
-        return shaped(_run(pact_values, (levels, signed), flat, *_constants(clips, theta)))
+        return shaped(_run(pact_values, levels, signed, flat, *_constants(clips, theta)))
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, clips, theta = ctx.saved_tensors
         flat, shaped = _flat(x)
         grad_flat, _ = _flat(grad.contiguous(memory_format=_layout(x)))
-        grad_x, grad_clips, grad_theta = _run(pact_gradients, ctx.grid, grad_flat, flat, *_constants(clips, theta))
+        grad_x, grad_clips, grad_theta = _run(pact_gradients, *ctx.grid, grad_flat, flat, *_constants(clips, theta))
         return shaped(grad_x), grad_clips, grad_theta, None, None
 
 
