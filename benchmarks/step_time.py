@@ -57,6 +57,13 @@ def cost_step(net, cost):
     return step
 
 
+def round_ratio_quartiles(config_ms: list[float], float_ms: list[float]) -> tuple[float, float]:
+    """First and third quartiles of a config's time over the float step's in the same round: how far the ratio moves
+    from round to round on this machine (the median ratio is only as good as this spread is narrow)."""
+    q1, _, q3 = statistics.quantiles([c / f for c, f in zip(config_ms, float_ms)], n=4)
+    return q1, q3
+
+
 def mean_ms(step, n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
@@ -72,6 +79,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="results/bench/step_time.json")
     args = parser.parse_args()
+    if args.rounds < 2:
+        parser.error(f"--rounds must be an integer >= 2 (the spread of per-round ratios needs two); "
+                     f"got {args.rounds}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     batch = (torch.rand(args.batch, 3, 32, 32), torch.randint(0, 10, (args.batch,)))
@@ -102,14 +112,18 @@ def main() -> None:
     steps = [name for name in configs if not name.startswith("cost_term")]
     ratios = {name: medians[name] / medians["float"] for name in steps}
     compiled_ratios = {name: medians[name] / medians["float_compiled"] for name in steps}
+    spread = {name: round_ratio_quartiles(times[name], times["float"]) for name in steps}
     print(f"\nResNet-8, batch {args.batch}, 3x32x32, {args.threads} threads, {args.rounds} interleaved rounds "
           f"of {args.steps} steps (median of per-round means); first call: the step once, compiling what it runs "
           f"compiled that an earlier config did not")
-    print(f"{'config':<24}{'median ms/step':>16}{'x float':>10}{'x compiled float':>18}{'first call s':>14}")
+    print(f"{'config':<24}{'median ms/step':>16}{'x float':>10}{'x compiled float':>18}{'first call s':>14}"
+          f"{'x float, rounds q1-q3':>23}")
     for name in configs:
         ratio = f"{ratios[name]:.2f}" if name in ratios else "-"
         compiled_ratio = f"{compiled_ratios[name]:.2f}" if name in compiled_ratios else "-"
-        print(f"{name:<24}{medians[name]:>16.2f}{ratio:>10}{compiled_ratio:>18}{first_call_s[name]:>14.1f}")
+        quartiles = f"{spread[name][0]:.2f}-{spread[name][1]:.2f}" if name in spread else "-"
+        print(f"{name:<24}{medians[name]:>16.2f}{ratio:>10}{compiled_ratio:>18}{first_call_s[name]:>14.1f}"
+              f"{quartiles:>23}")
     targets = {"qat_w8a8": 1.15, "joint_search_size": 1.2, "joint_search_mpic_a248": 1.5}
     for name, target in targets.items():
         print(f"{name} / float = {ratios[name]:.2f} ({'meets' if ratios[name] <= target else 'MISSES'} the "
@@ -117,8 +131,8 @@ def main() -> None:
     for name in ("cost_term_only", "cost_term_mpic_a248", "cost_term_ne16"):
         print(f"{name} {medians[name]:.3f} ms ({'meets' if medians[name] <= 1.0 else 'MISSES'} the <= 1 ms target)")
     record.write(args.out, {"medians_ms": medians, "ratios_to_float": ratios,
-                            "ratios_to_compiled_float": compiled_ratios, "first_call_s": first_call_s,
-                            "per_round_ms": times}, args)
+                            "ratios_to_compiled_float": compiled_ratios, "round_ratio_quartiles": spread,
+                            "first_call_s": first_call_s, "per_round_ms": times}, args)
 
 if __name__ == "__main__":
     main()
