@@ -38,6 +38,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/step_time.py
+	$(PY) benchmarks/step_breakdown.py
 	$(PY) benchmarks/data_pipeline.py
 
 lab: setup
