@@ -77,10 +77,14 @@ def hard_choice(theta: Tensor, zero_index: int | None) -> Tensor:
 
 
 def sample(alpha: Tensor, temperature: float | Tensor, mode: str, zero_index: int | None) -> Tensor:
-    """theta over precisions (dim 0): softmax(alpha/T), a Gumbel-softmax draw, or the argmax one-hot (STE)."""
+    """theta over precisions (dim 0): softmax(alpha/T), a Gumbel-softmax draw, or the argmax one-hot (STE). A single
+    precision is exactly 1, so outside a Gumbel draw (whose noise the random stream keeps) it is 1 without a gradient
+    (which would be 0): a fixed-precision network does no backward into its logits."""
     if mode == "gumbel":  # F.gumbel_softmax, with a temperature that may be a tensor
         gumbels = -torch.empty_like(alpha).exponential_().log()
         return torch.softmax((alpha + gumbels) / temperature, dim=0)
+    if alpha.shape[0] == 1:
+        return torch.ones_like(alpha)
     soft = torch.softmax(alpha / temperature, dim=0)
     if mode == "softmax":
         return soft

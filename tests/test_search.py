@@ -31,6 +31,14 @@ def test_hard_is_one_hot_with_straight_through_gradient():
     assert alpha.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("mode", ["softmax", "hard"])
+def test_a_single_precision_is_its_softmax_exactly_and_takes_no_gradient(mode):
+    alpha = torch.tensor([[0.3, -2.0, 7.5]], dtype=torch.float64, requires_grad=True)
+    theta = sample(alpha, 0.37, mode, None)
+    assert torch.equal(theta, torch.softmax(alpha / 0.37, dim=0)) and torch.equal(theta, torch.ones_like(alpha))
+    assert not theta.requires_grad
+
+
 def test_all_pruned_group_keeps_its_least_pruned_channel_alive():
     theta = torch.tensor([[0.9, 0.6, 0.8], [0.1, 0.4, 0.2]])
     assert hard_choice(theta, 0).tolist() == [0, 1, 0]
