@@ -138,8 +138,10 @@ def compute(config: RunConfig, store: Store) -> dict:
 
 
 def environment(device: torch.device) -> dict:
-    """What changes a run's last bits besides its config: threads, device, and whether the quantizer ran compiled."""
-    return {"threads": torch.get_num_threads(), "device": str(device), "compiled_quantizer": quant.compiled()}
+    """What changes a run's last bits besides its config: threads, device, whether the quantizer ran compiled, and
+    (only where it did) whether each training step ran compiled whole."""
+    whole = {"compiled_whole": True} if quant.compile_mode() == "net" else {}
+    return {"threads": torch.get_num_threads(), "device": str(device), "compiled_quantizer": quant.compiled(), **whole}
 
 
 def installed_version() -> str:

@@ -1,6 +1,7 @@
 """Fake quantizers with straight-through gradients: per-channel weights, PACT activations, bias."""
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import types
@@ -145,17 +146,43 @@ def _kernel(fn, levels: tuple[int, ...], signed: bool):
         # closures sharing one would fall back to uncompiled code after a few grids
         code = grid_fn.__code__.replace(co_name=f"pact_{fn.__name__}_{'_'.join(map(str, levels))}_{int(signed)}")
         grid_fn = types.FunctionType(code, grid_fn.__globals__, code.co_name, None, grid_fn.__closure__)
-        _kernels[key] = grid_fn if os.environ.get("JOINT_COMPILE", "1") == "0" else \
+        _kernels[key] = grid_fn if compile_mode() == "0" else \
             torch.compile(grid_fn, dynamic=True, options=KERNEL_OPTIONS)
     return _kernels[key]
 
 
 _fell_back = False  # whether a compilation failed in this process, so the quantizer ran uncompiled
+COMPILE_MODES = ("0", "1", "net")
+
+
+def compile_mode() -> str:
+    """JOINT_COMPILE: 0 plain PyTorch; 1 (default) the activation quantizer's compiled kernels; net: these, and every
+    training step's forward and backward compiled whole (faster steps, tens of seconds to compile each network,
+    other last bits)."""
+    mode = os.environ.get("JOINT_COMPILE", "1")
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"JOINT_COMPILE must be one of {', '.join(COMPILE_MODES)}; got {mode!r}")
+    return mode
 
 
 def compiled() -> bool:
     """Whether the activation quantizer runs compiled in this process (its last bits differ from the plain path)."""
-    return os.environ.get("JOINT_COMPILE", "1") != "0" and not _fell_back
+    return compile_mode() != "0" and not _fell_back
+
+
+_wholes = itertools.count()
+
+
+def compile_whole(model: nn.Module):
+    """`model`'s forward compiled whole for training steps (JOINT_COMPILE=net): PACT's forward fuses with its
+    neighbours and its backward is one call of the flat kernel. A graph break or too many recompilations is an
+    error, never a silent fallback to eager; each call compiles afresh (a code object of its own), so a sweep's many
+    networks do not pile up recompilations of one shared forward."""
+    def forward(x: Tensor) -> Tensor:
+        return model(x)
+    code = forward.__code__.replace(co_name=f"whole_{type(model).__name__}_{next(_wholes)}")
+    forward = types.FunctionType(code, forward.__globals__, code.co_name, None, forward.__closure__)
+    return torch.compile(forward, fullgraph=True, options=KERNEL_OPTIONS)
 
 
 def _run(fn, levels: tuple[int, ...], signed: bool, *tensors):
@@ -180,16 +207,41 @@ class _Pact(torch.autograd.Function):
                 signed: bool) -> Tensor:
         ctx.save_for_backward(x, clips, theta)
         ctx.grid = (levels, signed)
+        if torch.compiler.is_compiling():  # inside a net compiled whole: fused with the neighbouring operations
+            return pact_values(x, *_constants(clips, theta), levels, signed)
         flat, shaped = _flat(x)
         return shaped(_run(pact_values, levels, signed, flat, *_constants(clips, theta)))
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, clips, theta = ctx.saved_tensors
-        flat, shaped = _flat(x)
-        grad_flat, _ = _flat(grad.contiguous(memory_format=_layout(x)))
-        grad_x, grad_clips, grad_theta = _run(pact_gradients, *ctx.grid, grad_flat, flat, *_constants(clips, theta))
-        return shaped(grad_x), grad_clips, grad_theta, None, None
+        if torch.compiler.is_compiling():
+            grad_x, grad_clips, grad_theta = _pact_backward(grad, x, *_constants(clips, theta), list(ctx.grid[0]),
+                                                            ctx.grid[1])
+            return grad_x, grad_clips, None if theta is None else grad_theta, None, None
+        return (*_flat_gradients(grad, x, clips, theta, *ctx.grid), None, None)
+
+
+def _flat_gradients(grad: Tensor, x: Tensor, clips: Tensor, theta: Tensor | None, levels: tuple[int, ...],
+                    signed: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    flat, shaped = _flat(x)
+    grad_flat, _ = _flat(grad.contiguous(memory_format=_layout(x)))
+    grad_x, grad_clips, grad_theta = _run(pact_gradients, levels, signed, grad_flat, flat, *_constants(clips, theta))
+    return shaped(grad_x), grad_clips, grad_theta
+
+
+@torch.library.custom_op("joint::pact_backward", mutates_args=())
+def _pact_backward(grad: Tensor, x: Tensor, clips: Tensor, theta: Tensor | None, levels: list[int],
+                   signed: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """PACT's backward as one opaque call inside a net compiled whole: the compiler then keeps x for it rather than
+    its masks, bool tensors that the CPU compiler writes about 30x slower than floats (theta None: empty grad)."""
+    grad_x, grad_clips, grad_theta = _flat_gradients(grad, x, clips, theta, tuple(levels), signed)
+    return grad_x, grad_clips, clips.new_zeros(0) if grad_theta is None else grad_theta
+
+
+@_pact_backward.register_fake
+def _(grad: Tensor, x: Tensor, clips: Tensor, theta: Tensor | None, levels: list[int], signed: bool):
+    return torch.empty_like(x), torch.empty_like(clips), clips.new_empty(0 if theta is None else theta.shape[0])
 
 
 def _constants(clips: Tensor, theta: Tensor | None) -> tuple[Tensor, Tensor | None]:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from .cost import regularizer
 from .data.tensors import TensorData
+from .quant import compile_mode, compile_whole
 from .search import SearchableNet
 
 SELECTIONS = ("accuracy", "loss")
@@ -217,6 +218,7 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
         for sch, s in zip(schedulers, saved["schedulers"]):
             sch.load_state_dict(s)
         state = {"curve": [], **saved["state"]}
+    step_model = compile_whole(model) if compile_mode() == "net" else model
     shuffle = torch.Generator()
     bar = tqdm(total=config.epochs, initial=state["epoch"], desc=desc, disable=not progress, leave=False)
     epoch = state["epoch"]
@@ -235,7 +237,7 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if channels_last:
                 x = x.contiguous(memory_format=layout)
-            loss = F.cross_entropy(model(x), y, weight=weights)
+            loss = F.cross_entropy(step_model(x), y, weight=weights)
             if search:
                 loss = loss + penalty(model, lam)
             for o in optimizers:

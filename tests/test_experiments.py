@@ -212,6 +212,34 @@ def test_a_sweep_compiles_each_quantizer_kernel_once_and_never_falls_back(tmp_pa
     assert "recompile_limit" not in done.stderr
 
 
+WHOLE_RUNS = [RunConfig("digits", "joint", lam, "size", "smoke") for lam in (0.5, 5.0)] + \
+    [RunConfig("digits", "pit", 1.0, profile="smoke"), RunConfig("digits", "sequential", 0.5, profile="smoke", pit_lam=1.0)]
+SWEEP_WHOLE = """
+import sys
+from joint import experiments as e
+s = e.Store(results=sys.argv[1], cache=sys.argv[2], progress=False)
+runs = [e.RunConfig(**c) for c in eval(sys.argv[3])]
+e.sweep(runs, s)
+print([s.read_record(c)["environment"] for c in runs])
+"""
+
+
+def test_a_sweep_compiled_whole_compiles_each_phase_at_most_twice_and_never_falls_back(tmp_path):
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "compiler"), "TORCH_LOGS": "recompiles",
+           "JOINT_COMPILE": "net"}
+    done = subprocess.run([sys.executable, "-c", SWEEP_WHOLE, str(tmp_path / "results"), str(tmp_path / "cache"),
+                           repr([c.__dict__ for c in WHOLE_RUNS])], env=env, check=True, capture_output=True, text=True)
+    assert all(e["compiled_whole"] for e in eval(done.stdout.strip().splitlines()[-1]))
+    # every phase (warm-up, searches, fine-tunes, the pruned seed's) compiles its network once, and once more for the
+    # epoch's last, smaller batch (then with a dynamic batch size): whatever the lambdas and pruned networks
+    lines = done.stderr.splitlines()
+    whole = [line.split("Recompiling function ")[1].split()[0] for line in lines if "Recompiling function whole_" in line]
+    assert len(whole) == len(set(whole)) >= 6, whole
+    reasons = [line for line in lines if "[__recompiles]" in line and " - " in line and "/0: " in line]
+    assert all("size mismatch at index 0" in r or "4097 <= tensors[0].size()[0]" in r for r in reasons), reasons
+    assert "recompile_limit" not in done.stderr
+
+
 def test_tour_parameters_are_checked_up_front():
     with pytest.raises(ValueError, match="parameter lam=-2 must be a finite number >= 0"):
         experiments.check_parameters("digits", "smoke", lam=-2)

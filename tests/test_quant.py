@@ -261,3 +261,45 @@ def test_the_compiled_quantizer_rounds_half_steps_as_plain_pytorch(device, bits,
         lo = -c if signed else torch.zeros_like(c)
         assert torch.equal(got, torch.round(torch.clamp(x[:, i], lo, c) / step[i]) * step[i])
         assert torch.equal(got, pact_values(x[:, i], c.reshape(1), None, (levels,), signed))
+
+
+@pytest.mark.parametrize("bits", [((8,), (8,)), ((0, 2, 4, 8), (2, 4, 8))], ids=["w8a8", "w0248-a248"])
+def test_a_net_compiled_whole_gives_the_eager_values_and_gradients(bits):
+    import copy
+
+    import torch.nn.functional as F
+
+    from joint import SearchSpace, models, searchable
+    torch.manual_seed(0)
+    x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    eager = searchable(models.resnet8_digits(), SearchSpace(*bits), x).train()
+    whole = copy.deepcopy(eager)
+    for net, forward in ((eager, eager), (whole, quant.compile_whole(whole))):
+        loss = F.cross_entropy(forward(x), y) + 1e-3 * net.cost("size")
+        loss.backward()
+        net.loss = loss.detach()
+    assert torch.allclose(eager.loss, whole.loss, rtol=1e-6)
+    for (name, a), b in zip(eager.named_parameters(), whole.parameters()):
+        assert (a.grad is None) == (b.grad is None), name
+        if a.grad is not None:  # the compiled forward sums in another order: last bits only
+            assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-4 * float(a.grad.abs().max())), name
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_backward_of_a_net_compiled_whole_is_a_well_formed_operator(layout):
+    x, grad = torch.randn(2, 4, 5, 5).to(memory_format=layout), torch.randn(2, 4, 5, 5).to(memory_format=layout)
+    for clips, theta, levels, signed in [(torch.tensor([2.0]), None, [255], False),
+                                         (torch.tensor([1.0, 2.0, 4.0]), torch.tensor([0.2, 0.3, 0.5]), [3, 15, 255],
+                                          True)]:
+        torch.library.opcheck(quant._pact_backward, (grad, x, clips, theta, levels, signed))
+        grad_x, grad_clips, grad_theta = quant._pact_backward(grad, x, clips, theta, levels, signed)
+        expected = quant._flat_gradients(grad, x, clips, theta, tuple(levels), signed)
+        assert torch.equal(grad_x, expected[0]) and torch.equal(grad_clips, expected[1])
+        assert grad_x.is_contiguous(memory_format=layout)
+        assert grad_theta.numel() == (0 if theta is None else 3)
+
+
+def test_an_unknown_compile_mode_is_one_line(monkeypatch):
+    monkeypatch.setenv("JOINT_COMPILE", "yes")
+    with pytest.raises(ValueError, match="^JOINT_COMPILE must be one of 0, 1, net; got 'yes'$"):
+        quant.compile_mode()
