@@ -213,7 +213,8 @@ def test_a_sweep_compiles_each_quantizer_kernel_once_and_never_falls_back(tmp_pa
 
 
 WHOLE_RUNS = [RunConfig("digits", "joint", lam, "size", "smoke") for lam in (0.5, 5.0)] + \
-    [RunConfig("digits", "pit", 1.0, profile="smoke"), RunConfig("digits", "sequential", 0.5, profile="smoke", pit_lam=1.0)]
+    [RunConfig("digits", "pit", 1.0, profile="smoke"),
+     RunConfig("digits", "sequential", 0.5, profile="smoke", pit_lam=1.0)]
 SWEEP_WHOLE = """
 import sys
 from joint import experiments as e
@@ -233,7 +234,8 @@ def test_a_sweep_compiled_whole_compiles_each_phase_at_most_twice_and_never_fall
     # every phase (warm-up, searches, fine-tunes, the pruned seed's) compiles its network once, and once more for the
     # epoch's last, smaller batch (then with a dynamic batch size): whatever the lambdas and pruned networks
     lines = done.stderr.splitlines()
-    whole = [line.split("Recompiling function ")[1].split()[0] for line in lines if "Recompiling function whole_" in line]
+    whole = [line.split("Recompiling function ")[1].split()[0] for line in lines
+             if "Recompiling function whole_" in line]
     assert len(whole) == len(set(whole)) >= 6, whole
     reasons = [line for line in lines if "[__recompiles]" in line and " - " in line and "/0: " in line]
     assert all("size mismatch at index 0" in r or "4097 <= tensors[0].size()[0]" in r for r in reasons), reasons
