@@ -6,6 +6,7 @@ import logging
 import os
 import types
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -134,6 +135,13 @@ class _NoCudaNotice(logging.Filter):
 logging.getLogger("torch.utils.cpp_extension").addFilter(_NoCudaNotice())
 
 
+def _own_code(fn: Callable, name: str) -> Callable:
+    """`fn` with a code object of its own named `name`: the compiler caches (and caps its recompilations) per code
+    object, so closures sharing one would fall back to uncompiled code after a few grids or networks."""
+    code = fn.__code__.replace(co_name=name)
+    return types.FunctionType(code, fn.__globals__, name, None, fn.__closure__)
+
+
 def _kernel(fn, levels: tuple[int, ...], signed: bool):
     """`fn` for one grid (levels, signed), compiled once for every input shape: one fused pass over the tensor for
     all precisions, the grid constants folded in (no Python number is read from a tensor). Plain PyTorch where
@@ -142,10 +150,7 @@ def _kernel(fn, levels: tuple[int, ...], signed: bool):
     if key not in _kernels:
         def grid_fn(*tensors):
             return fn(*tensors, levels, signed)
-        # a code object of its own per grid: the compiler caches (and caps its recompilations) per code object, so
-        # closures sharing one would fall back to uncompiled code after a few grids
-        code = grid_fn.__code__.replace(co_name=f"pact_{fn.__name__}_{'_'.join(map(str, levels))}_{int(signed)}")
-        grid_fn = types.FunctionType(code, grid_fn.__globals__, code.co_name, None, grid_fn.__closure__)
+        grid_fn = _own_code(grid_fn, f"pact_{fn.__name__}_{'_'.join(map(str, levels))}_{int(signed)}")
         _kernels[key] = grid_fn if compile_mode() == "0" else \
             torch.compile(grid_fn, dynamic=True, options=KERNEL_OPTIONS)
     return _kernels[key]
@@ -173,15 +178,14 @@ def compiled() -> bool:
 _wholes = itertools.count()
 
 
-def compile_whole(model: nn.Module):
+def compile_whole(model: nn.Module) -> Callable[[Tensor], Tensor]:
     """`model`'s forward compiled whole for training steps (JOINT_COMPILE=net): PACT's forward fuses with its
     neighbours and its backward is one call of the flat kernel. A graph break or too many recompilations is an
     error, never a silent fallback to eager; each call compiles afresh (a code object of its own), so a sweep's many
     networks do not pile up recompilations of one shared forward."""
     def forward(x: Tensor) -> Tensor:
         return model(x)
-    code = forward.__code__.replace(co_name=f"whole_{type(model).__name__}_{next(_wholes)}")
-    forward = types.FunctionType(code, forward.__globals__, code.co_name, None, forward.__closure__)
+    forward = _own_code(forward, f"whole_{type(model).__name__}_{next(_wholes)}")
     return torch.compile(forward, fullgraph=True, options=KERNEL_OPTIONS)
 
 
