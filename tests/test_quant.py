@@ -1,3 +1,4 @@
+import copy
 import json
 import math
 import os
@@ -7,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from joint import quant
+from joint import SearchSpace, models, quant, searchable
 from joint.quant import (ActivationQuantizer, bias_codes, mix_weights, pact, pact_gradients, pact_levels, pact_values,
                          quantize_bias, quantize_weight_stack, weight_grid)
 
@@ -265,11 +267,6 @@ def test_the_compiled_quantizer_rounds_half_steps_as_plain_pytorch(device, bits,
 
 @pytest.mark.parametrize("bits", [((8,), (8,)), ((0, 2, 4, 8), (2, 4, 8))], ids=["w8a8", "w0248-a248"])
 def test_a_net_compiled_whole_gives_the_eager_values_and_gradients(bits):
-    import copy
-
-    import torch.nn.functional as F
-
-    from joint import SearchSpace, models, searchable
     torch.manual_seed(0)
     x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
     eager = searchable(models.resnet8_digits(), SearchSpace(*bits), x).train()
