@@ -55,17 +55,19 @@ class LayerBatch:
     depthwise: Tensor  # bool
     kernel: tuple[Tensor, Tensor]
     out_hw: tuple[Tensor, Tensor]
+    kinds: frozenset[bool]  # which of depthwise (True) and not (False) occur: a model skips a formula none needs
 
     @classmethod
     def of(cls, shapes: list[LayerShape]) -> LayerBatch:
         column = lambda values: torch.tensor(values, dtype=torch.float64).view(-1, 1, 1)  # noqa: E731
         return cls(tuple(s.name for s in shapes), column([s.depthwise for s in shapes]).bool(),
                    (column([s.kernel[0] for s in shapes]), column([s.kernel[1] for s in shapes])),
-                   (column([s.out_hw[0] for s in shapes]), column([s.out_hw[1] for s in shapes])))
+                   (column([s.out_hw[0] for s in shapes]), column([s.out_hw[1] for s in shapes])),
+                   frozenset(s.depthwise for s in shapes))
 
     def to(self, device: torch.device) -> LayerBatch:
         return LayerBatch(self.names, self.depthwise.to(device), tuple(t.to(device) for t in self.kernel),
-                          tuple(t.to(device) for t in self.out_hw))
+                          tuple(t.to(device) for t in self.out_hw), self.kinds)
 
 
 CostFn = Callable[[LayerShape, Tensor, Tensor, Tensor, Tensor], Tensor]
@@ -244,9 +246,17 @@ def ne16(layer: LayerShape | LayerBatch, cin: Tensor, n: Tensor, a: Tensor, w: T
     kh, kw = layer.kernel
     if _checking and isinstance(layer, LayerShape) and layer.depthwise and layer.kernel != (3, 3):
         raise ValueError(f"ne16 supports depthwise kernels (3, 3) only; layer {layer.name} has {layer.kernel}")
-    n3 = (kh // 3) * (kw // 3)
-    n1 = (kh % 3) * kw + (kw % 3) * kh - (kh % 3) * (kw % 3)
-    plain = n3 * _ne16_sublayer(n, cin, layer.out_hw, w, "3x3") + n1 * _ne16_sublayer(n, cin, layer.out_hw, w, "1x1")
-    depthwise = _ne16_sublayer(n, cin, layer.out_hw, w, "dw")
-    # NE16 runs every layer at 8-bit activations: the cost does not depend on a
-    return torch.where(torch.as_tensor(layer.depthwise, device=n.device), depthwise, plain) + torch.zeros_like(a)
+    cycles = {}  # by depthwise or not, only the formulas some layer needs
+    for depthwise in layer.kinds if isinstance(layer, LayerBatch) else {layer.depthwise}:
+        if depthwise:
+            cycles[True] = _ne16_sublayer(n, cin, layer.out_hw, w, "dw")
+        else:
+            n3 = (kh // 3) * (kw // 3)
+            n1 = (kh % 3) * kw + (kw % 3) * kh - (kh % 3) * (kw % 3)
+            cycles[False] = (n3 * _ne16_sublayer(n, cin, layer.out_hw, w, "3x3")
+                             + n1 * _ne16_sublayer(n, cin, layer.out_hw, w, "1x1"))
+    if len(cycles) == 1:
+        (total,) = cycles.values()
+    else:
+        total = torch.where(torch.as_tensor(layer.depthwise, device=n.device), cycles[True], cycles[False])
+    return total + torch.zeros_like(a)  # NE16 runs every layer at 8-bit activations: the cost does not depend on a

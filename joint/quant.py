@@ -175,18 +175,22 @@ def compiled() -> bool:
     return compile_mode() != "0" and not _fell_back
 
 
-_wholes = itertools.count()
+_regions = itertools.count()
 
 
 def compile_whole(model: nn.Module) -> Callable[[Tensor], Tensor]:
     """`model`'s forward compiled whole for training steps (JOINT_COMPILE=net): PACT's forward fuses with its
-    neighbours and its backward is one call of the flat kernel. A graph break or too many recompilations is an
-    error, never a silent fallback to eager; each call compiles afresh (a code object of its own), so a sweep's many
-    networks do not pile up recompilations of one shared forward."""
+    neighbours and its backward is one call of the flat kernel. Each call compiles afresh (a code object of its own),
+    so a sweep's many networks do not pile up recompilations of one shared forward."""
     def forward(x: Tensor) -> Tensor:
         return model(x)
-    forward = _own_code(forward, f"whole_{type(model).__name__}_{next(_wholes)}")
-    return torch.compile(forward, fullgraph=True, options=KERNEL_OPTIONS)
+    return compile_region(forward, f"whole_{type(model).__name__}")
+
+
+def compile_region(fn: Callable, name: str) -> Callable:
+    """`fn` compiled as one region under a code object of its own (`name` and a serial number, for the compiler's
+    logs): a graph break or too many recompilations is an error, never a silent fallback to eager."""
+    return torch.compile(_own_code(fn, f"{name}_{next(_regions)}"), fullgraph=True, options=KERNEL_OPTIONS)
 
 
 def _run(fn, levels: tuple[int, ...], signed: bool, *tensors):

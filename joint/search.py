@@ -1,6 +1,7 @@
 """The relaxation: precision logits, softmax/Gumbel/hard sampling, temperature, freezing, searchable layers."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field
 
@@ -10,7 +11,8 @@ from torch import Tensor, fx, nn
 
 from . import cost as cost_models
 from .arch import Arch, LayerArch
-from .quant import ActivationQuantizer, mix_weights, quantize_bias, weight_grid
+from .quant import (ActivationQuantizer, compile_region, mix_weights,
+                    quantize_bias, weight_grid)
 
 MAX_BITS = 16
 GRANULARITIES = ("channel", "layer")
@@ -164,7 +166,7 @@ class CostPlan:
     cost is one call of a batched cost model (group and activation order: the net's own dicts)."""
 
     layers: cost_models.LayerBatch  # the L layers' shapes
-    place: list[Tensor]  # per group: (its precisions, W) 0/1, where its counts go among the space's W precisions
+    place: list[Tensor | None]  # per group: the columns of W its precisions are; None: all W, in order
     columns: list[Tensor]  # per layer: the columns of W its group has (a cost model that is not batched)
     channels: Tensor  # (G,) channels of each group
     group_index: Tensor  # (L,) the group of each layer's output channels
@@ -175,6 +177,10 @@ class CostPlan:
     act_index: Tensor  # (L,) row of each layer's input probabilities among the searched quantizers' (last: fixed)
     a_bits: Tensor  # (L, A) input precisions of each layer, a fixed one padded (with probability 0)
     fixed_probs: Tensor  # (A,) the probabilities of a fixed input precision: one-hot on the first
+    group_channels: tuple[int, ...]  # channels of each group (a layer-granularity theta stands for all of them)
+    zero: int | None  # index of 0 bits among the space's weight precisions
+    shapes: tuple[cost_models.LayerShape, ...]  # each layer's shape (a cost model that is not batched)
+    act_counts: tuple[int, ...]  # each layer's real number of input precisions (the rest of a_bits is padding)
 
     @classmethod
     def of(cls, net: SearchableNet) -> CostPlan:
@@ -185,7 +191,8 @@ class CostPlan:
         a_bits = [list(bits) + [bits[0]] * (a_count - len(bits)) for bits in map(net._input_bits, wires)]
         return cls(
             cost_models.LayerBatch.of([wire.shape for wire in wires]),
-            [torch.tensor([[float(b == w) for w in w_bits] for b in net.groups[g].bits], dtype=f64) for g in groups],
+            [None if net.groups[g].bits == w_bits else torch.tensor([w_bits.index(b) for b in net.groups[g].bits])
+             for g in groups],
             [torch.tensor([w_bits.index(b) for b in net.groups[wire.group].bits]) for wire in wires],
             torch.tensor([float(net.groups[g].channels) for g in groups], dtype=f64),
             torch.tensor([groups.index(w.group) for w in wires], dtype=long),
@@ -195,13 +202,35 @@ class CostPlan:
             torch.tensor(w_bits, dtype=f64),
             torch.tensor([act_keys.index(w.input_act) if w.input_act in act_keys else len(act_keys) for w in wires],
                          dtype=long),
-            torch.tensor(a_bits, dtype=f64), torch.eye(a_count, dtype=f64)[0])
+            torch.tensor(a_bits, dtype=f64), torch.eye(a_count, dtype=f64)[0],
+            tuple(net.groups[g].channels for g in groups), w_bits.index(0) if 0 in w_bits else None,
+            tuple(wire.shape for wire in wires), tuple(len(net._input_bits(wire)) for wire in wires))
 
     def to(self, device: torch.device) -> CostPlan:
         moved = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in vars(self).items()}
-        moved.update(layers=self.layers.to(device), place=[p.to(device) for p in self.place],
+        moved.update(layers=self.layers.to(device), place=[p if p is None else p.to(device) for p in self.place],
                      columns=[c.to(device) for c in self.columns])
         return CostPlan(**moved)
+
+
+def expected_cost(fn: cost_models.CostFn, batched: bool, plan: CostPlan, thetas: list[Tensor],
+                  act_thetas: list[Tensor]) -> Tensor:
+    """Expected cost under cost model `fn` of a network with `plan`, given each group's theta and each searched
+    activation's (the plan's order): the function the search differentiates, pure so that it compiles."""
+    counts = []
+    for theta, channels, place in zip(thetas, plan.group_channels, plan.place):
+        count = theta.sum(1) if theta.shape[1] > 1 else theta[:, 0] * channels
+        counts.append(count if place is None else count.new_zeros(len(plan.w_bits)).index_copy(0, place, count))
+    counts = torch.stack(counts)  # (groups, weight precisions)
+    alive = plan.channels if plan.zero is None else plan.channels - counts[:, plan.zero]
+    cin = torch.where(plan.input_index >= 0, alive[plan.input_index] * plan.multiplier, plan.static_cin)
+    n = counts[plan.group_index]
+    probs = torch.stack([*act_thetas, plan.fixed_probs])[plan.act_index]
+    if batched:
+        return cost_models.layer_cost(fn, plan.layers, cin, n, plan.w_bits, probs, plan.a_bits)
+    layers = zip(plan.shapes, plan.columns, plan.act_counts)
+    return sum(cost_models.layer_cost(fn, shape, cin[i], n[i, cols], plan.w_bits[cols], probs[i, :k],
+                                      plan.a_bits[i, :k]) for i, (shape, cols, k) in enumerate(layers))
 
 
 class SearchableNet(nn.Module):
@@ -228,9 +257,11 @@ class SearchableNet(nn.Module):
         self._cache: tuple | None = None
         self._plan = CostPlan.of(self)
         self._checked: set[str] = set()  # cost models whose inputs this net has checked (once, not in every step)
+        self.cost_compiled = False
+        self._compiled_costs: dict[str, Callable] = {}
 
     def __getstate__(self):
-        return {**super().__getstate__(), "_cache": None}
+        return {**super().__getstate__(), "_cache": None, "_compiled_costs": {}}
 
     def _apply(self, fn, recurse=True):
         """Moving the net (to a device, a dtype) drops the cached thetas, which live where the logits were, and
@@ -238,6 +269,7 @@ class SearchableNet(nn.Module):
         self._cache = None
         result = super()._apply(fn, recurse)
         self._plan = self._plan.to(self._temperature.device)
+        self._compiled_costs = {}
         return result
 
     # -- parameters -----------------------------------------------------------------------------------
@@ -284,10 +316,16 @@ class SearchableNet(nn.Module):
     def _state_key(self) -> tuple:
         return (self._mode(), self._temperature._version, tuple(p._version for p in self.arch_parameters()))
 
-    def _sample(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    def _sample_thetas(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         mode, t = self._mode(), self._temperature
         thetas = {g: sample(self.logits[g], t, mode, grp.zero_index) for g, grp in self.groups.items()}
         act_thetas = {k: sample(a[:, None], t, mode, None)[:, 0] for k, a in self.act_logits.items()}
+        self._cache = (self._state_key(), thetas, act_thetas)
+        return thetas, act_thetas
+
+    def _sample(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Sample the thetas and hand them to the layers and quantizers the forward runs."""
+        thetas, act_thetas = self._sample_thetas()
         for key, theta in act_thetas.items():
             self.act(key).theta = theta
         for g, grp in self.groups.items():
@@ -296,14 +334,14 @@ class SearchableNet(nn.Module):
                 self.layer(name).theta = theta
         for name, wire in self.wiring.items():
             self.layer(name).in_scale = None if wire.input_act is None else self.act(wire.input_act).scale()
-        self._cache = (self._state_key(), thetas, act_thetas)
         return thetas, act_thetas
 
     def thetas(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """theta of every group and activation quantizer: the last forward's, unless the logits moved since."""
+        """theta of every group and activation quantizer: the last forward's, unless the logits moved since (then a
+        fresh sample, which the layers do not see before the next forward)."""
         if self._cache is not None and self._cache[0] == self._state_key():
             return self._cache[1], self._cache[2]
-        return self._sample()
+        return self._sample_thetas()
 
     def forward(self, x: Tensor) -> Tensor:
         self._sample()
@@ -317,27 +355,29 @@ class SearchableNet(nn.Module):
         cost together, in one backward per step.
         """
         fn = cost_models.get(name)
-        plan = self._plan
         if name not in self._checked:
             self._check_cost_model(fn)
             self._checked.add(name)
-        thetas, act_thetas = self.thetas()
-        counts = []
-        for (g, group), place in zip(self.groups.items(), plan.place):  # the plan was built in this order
-            theta = thetas[g]
-            counts.append((theta.sum(1) if theta.shape[1] > 1 else theta[:, 0] * group.channels) @ place)
-        counts = torch.stack(counts)  # (groups, weight precisions)
-        zero = self.space.weight_bits.index(0) if 0 in self.space.weight_bits else None
-        alive = plan.channels if zero is None else plan.channels - counts[:, zero]
-        cin = torch.where(plan.input_index >= 0, alive[plan.input_index] * plan.multiplier, plan.static_cin)
-        n = counts[plan.group_index]
-        probs = torch.stack([*act_thetas.values(), plan.fixed_probs])[plan.act_index]
-        if name in cost_models.BATCHED:
-            return cost_models.layer_cost(fn, plan.layers, cin, n, plan.w_bits, probs, plan.a_bits)
-        acts = [len(self._input_bits(wire)) for wire in self.wiring.values()]  # each layer's real input precisions
-        return sum(cost_models.layer_cost(fn, wire.shape, cin[i], n[i, cols], plan.w_bits[cols], probs[i, :k],
-                                          plan.a_bits[i, :k])
-                   for i, (wire, cols, k) in enumerate(zip(self.wiring.values(), plan.columns, acts)))
+        thetas, act_thetas = self.thetas()  # in the plan's order: the net's dicts
+        return self._cost_function(name, fn)(list(thetas.values()), list(act_thetas.values()))
+
+    def compile_cost(self) -> None:
+        """Differentiate the cost through one compiled region per cost model (and sampling mode) from now on
+        (JOINT_COMPILE=net): a fraction of a millisecond per step instead of a hundred small operations, other last
+        bits."""
+        self.cost_compiled = True
+
+    def _cost_function(self, name: str, fn: cost_models.CostFn) -> Callable[[list[Tensor], list[Tensor]], Tensor]:
+        plan, batched = self._plan, name in cost_models.BATCHED
+
+        def cost(thetas: list[Tensor], act_thetas: list[Tensor]) -> Tensor:
+            return expected_cost(fn, batched, plan, thetas, act_thetas)
+
+        if not (self.cost_compiled and torch.is_grad_enabled()):  # a validation cost is not worth a compilation
+            return cost
+        if name not in self._compiled_costs:
+            self._compiled_costs[name] = compile_region(cost, f"cost_{name}")
+        return self._compiled_costs[name]
 
     def _input_bits(self, wire: LayerWiring) -> tuple[int, ...]:
         """The precisions a layer's input can take: the space's where searched, else its one fixed precision (32 for

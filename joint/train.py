@@ -218,7 +218,11 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
         for sch, s in zip(schedulers, saved["schedulers"]):
             sch.load_state_dict(s)
         state = {"curve": [], **saved["state"]}
-    step_model = compile_whole(model) if compile_mode() == "net" else model
+    step_model = model
+    if compile_mode() == "net":
+        step_model = compile_whole(model)
+        if isinstance(model, SearchableNet):
+            model.compile_cost()
     shuffle = torch.Generator()
     bar = tqdm(total=config.epochs, initial=state["epoch"], desc=desc, disable=not progress, leave=False)
     epoch = state["epoch"]

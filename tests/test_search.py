@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -192,3 +194,30 @@ def test_a_random_architecture_is_one_hot_keeps_every_group_alive_and_follows_it
     other = random_architecture(net_for(SearchSpace((0, 2, 4, 8), (2, 4, 8))), 6).arch()
     assert again == net.arch() and other != net.arch()
     assert len({b for layer in net.arch().layers.values() for b in layer.weight_bits}) == 4  # every precision drawn
+
+
+@pytest.mark.parametrize("model", ["size", "mpic", "ne16"])
+def test_a_compiled_cost_gives_the_eager_values_and_gradients_and_compiles_once(model):
+    eager = net_for(SearchSpace((0, 2, 4, 8), (8,) if model == "ne16" else (2, 4, 8))).train()
+    with torch.no_grad():
+        for alpha in eager.arch_parameters():
+            alpha.normal_()
+    compiled = copy.deepcopy(eager)
+    compiled.compile_cost()
+    torch._dynamo.utils.counters.clear()
+    for _ in range(2):  # the logits move between calls: each samples afresh
+        values = []
+        for net in (eager, compiled):
+            net.zero_grad()
+            value = net.cost(model)
+            value.backward()
+            values.append((value.detach(), [p.grad for p in net.arch_parameters()]))
+            with torch.no_grad():
+                net.logits["stem"][0].add_(0.5)  # more pruning of the first group
+        (a, grads_a), (b, grads_b) = values
+        assert torch.allclose(a, b, rtol=1e-12, atol=0) and not torch.equal(a, eager.cost(model).detach())
+        for ga, gb in zip(grads_a, grads_b):
+            assert torch.allclose(ga, gb, rtol=1e-9, atol=1e-12 * float(ga.abs().max()))
+    with torch.no_grad():  # a validation cost runs uncompiled: no compilation for it
+        assert torch.equal(compiled.cost(model), eager.cost(model))
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
