@@ -36,10 +36,10 @@ estimate: setup
 test: setup
 	$(PY) -m pytest --nbval-lax tests notebooks
 
-bench: setup
-	$(PY) benchmarks/step_time.py
-	$(PY) benchmarks/step_breakdown.py
-	$(PY) benchmarks/data_pipeline.py
+bench: setup  # PYTHONPATH: this checkout's joint, even where .venv's editable install points at another clone
+	PYTHONPATH=. $(PY) benchmarks/step_time.py
+	PYTHONPATH=. $(PY) benchmarks/step_breakdown.py
+	PYTHONPATH=. $(PY) benchmarks/data_pipeline.py
 
 lab: setup
 	$(VENV)/bin/jupyter lab $(ROOT_FLAG)

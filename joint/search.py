@@ -11,8 +11,7 @@ from torch import Tensor, fx, nn
 
 from . import cost as cost_models
 from .arch import Arch, LayerArch
-from .quant import (ActivationQuantizer, compile_region, mix_weights,
-                    quantize_bias, weight_grid)
+from .quant import ActivationQuantizer, compile_region, mix_weights, quantize_bias, weight_grid
 
 MAX_BITS = 16
 GRANULARITIES = ("channel", "layer")
