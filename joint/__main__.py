@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -224,12 +225,27 @@ def _relative(path: str) -> str:
     return os.path.relpath(project_path(path), ROOT)
 
 
-def reproduce(args: argparse.Namespace) -> str:
-    """Estimate what is pending, train it (here, in local processes or on a Dask cluster), then execute every
-    notebook with papermill into results/<profile>/notebooks/ and say where the outputs are."""
+def _execute_notebook(source: Path, target: Path, benchmark: str, args: argparse.Namespace) -> None:
+    """Execute one notebook with papermill into `target` (written whole or not at all), its parameters from `args`."""
     import nbformat
     import papermill
 
+    partial = target.with_name(target.name + ".partial.ipynb")
+    print(f"executing {source.name} for {benchmark} -> {shown(target)}", flush=True)
+    executed = papermill.execute_notebook(
+        str(source), str(partial), cwd=str(ROOT), progress_bar=False,
+        parameters={"benchmark": benchmark, "profile": args.profile,
+                    **{f"{name}_dir": _relative(getattr(args, name)) for name in ("results", "figures", "cache", "data")}})
+    executed.metadata.papermill.update(input_path=shown(source), output_path=shown(target))  # no machine paths
+    nbformat.write(executed, str(partial))
+    partial.replace(target)
+
+
+def reproduce(args: argparse.Namespace) -> str:
+    """Estimate what is pending, train it (here, in local processes or on a Dask cluster), then execute every
+    notebook with papermill into results/<profile>/notebooks/ and say where the outputs are. With the local
+    executor the notebooks run as many at a time as it has processes, each kernel single-threaded (the tour trains
+    beside the analyses)."""
     from . import executors
 
     benchmarks = _benchmarks(args)
@@ -247,21 +263,12 @@ def reproduce(args: argparse.Namespace) -> str:
             print(line, flush=True)
     out_dir = project_path(args.results) / args.profile / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    for benchmark in benchmarks:
-        for name in experiments.NOTEBOOKS:
-            source = ROOT / "notebooks" / f"{name}.ipynb"
-            target = out_dir / f"{name}-{benchmark}.ipynb"
-            partial = target.with_name(target.name + ".partial.ipynb")
-            print(f"executing {source.name} for {benchmark} -> {shown(target)}", flush=True)
-            executed = papermill.execute_notebook(
-                str(source), str(partial), cwd=str(ROOT), progress_bar=False,
-                parameters={"benchmark": benchmark, "profile": args.profile,
-                            **{f"{name}_dir": _relative(getattr(args, name)) for name in
-                               ("results", "figures", "cache", "data")}})
-            executed.metadata.papermill.update(input_path=shown(source),
-                                               output_path=shown(target))  # no machine paths
-            nbformat.write(executed, str(partial))
-            partial.replace(target)
+    jobs = [(ROOT / "notebooks" / f"{name}.ipynb", out_dir / f"{name}-{benchmark}.ipynb", benchmark)
+            for benchmark in benchmarks for name in experiments.NOTEBOOKS]
+    kernels = executors.local_processes(args.workers) if executor == "local" else 1
+    threads = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if kernels > 1 else {}
+    with executors.child_environment(**threads), ThreadPoolExecutor(kernels) as pool:
+        list(pool.map(lambda job: _execute_notebook(*job, args), jobs))
     results = project_path(args.results) / args.profile
     figures = project_path(args.figures) / args.profile
     lines = [f"profile {args.profile}: every run and notebook done in {time.perf_counter() - started:.1f} s",

@@ -107,9 +107,9 @@ def _dispatch(pending: list[RunConfig], store: Store, submit: Callable[[RunConfi
 
 
 @contextlib.contextmanager
-def _environment(**variables: str):
-    """Environment variables set while the block runs (the worker processes it spawns start with them: OpenMP reads
-    its thread count once, at start, and compiled kernels fix theirs when compiled)."""
+def child_environment(**variables: str):
+    """Environment variables set while the block runs, for the processes it starts (workers, notebook kernels):
+    OpenMP reads its thread count once, at start, and compiled kernels fix theirs when compiled."""
     saved = {name: os.environ.get(name) for name in variables}
     os.environ.update(variables)
     try:
@@ -139,7 +139,7 @@ def _run_locally(pending: list[RunConfig], store: Store, count: int) -> None:
     """Train the warm-ups, then every run, in `count` spawned single-threaded processes."""
     remote = _remote_store(store)
     context = multiprocessing.get_context("spawn")
-    with _environment(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"), \
+    with child_environment(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"), \
             ProcessPoolExecutor(count, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),)) as pool:
         for key in dict.fromkeys((c.benchmark, c.profile, c.seed) for c in pending):
             pool.submit(_warm_up, *key, remote).result()

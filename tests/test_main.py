@@ -3,10 +3,12 @@ import re
 import subprocess
 import sys
 
+import nbformat
 import pytest
 import torch
 
 import joint
+from joint import experiments
 from joint.__main__ import main
 from joint.search import random_architecture
 from joint.store import ROOT, shown
@@ -106,12 +108,18 @@ def test_bad_experiment_input_is_one_line(capsys, tmp_path, argv, message):
     assert code == 2 and err.startswith(message) and err.count("\n") == 1
 
 
-def test_reproduce_executes_every_notebook_and_says_where_the_outputs_are(capsys, tmp_path):
+def test_reproduce_executes_every_notebook_two_at_a_time_and_says_where_the_outputs_are(capsys, tmp_path):
     argv = ["reproduce", "--profile", "smoke", "--results", str(tmp_path / "results"),
-            "--figures", str(tmp_path / "figures"), "--cache", str(tmp_path / "cache")]
+            "--figures", str(tmp_path / "figures"), "--cache", str(tmp_path / "cache"), "--executor", "local",
+            "--workers", "2"]
     code, out, _ = run(capsys, *argv)
     assert code == 0, out
     notebook = tmp_path / "results" / "smoke" / "notebooks" / "01_size_pareto-digits.ipynb"
+    times = {path.name.split("-")[0]: nbformat.read(path, as_version=4).metadata.papermill
+             for path in notebook.parent.glob("*.ipynb")}
+    assert sorted(times) == list(experiments.NOTEBOOKS) and not list(notebook.parent.glob("*.partial.ipynb"))
+    tour, first = times["00_tour"], times["01_size_pareto"]  # started together in two kernels
+    assert first.start_time < tour.end_time and tour.start_time < first.end_time
     assert notebook.exists() and (tmp_path / "figures" / "smoke" / "digits_size_pareto.pdf").exists()
     for path in (tmp_path / "results" / "smoke" / "digits" / "size_table.md",
                  tmp_path / "figures" / "smoke" / "digits_size_pareto.png",
