@@ -214,7 +214,7 @@ def estimate(args: argparse.Namespace, executor: str | None = None) -> str:
 
     store = _store(args)
     executor = executor or executors.default_executor(args.profile, store.torch_device())
-    processes = executors.local_processes(getattr(args, "workers", None)) if executor == "local" else 1
+    processes = executors.side_by_side(executor, getattr(args, "workers", None))
     lines = [estimates.estimate(b, args.profile, _all_runs(b, args.profile), store, processes=processes).line()
              for b in _benchmarks(args)]
     return "\n".join(lines)
@@ -265,7 +265,7 @@ def reproduce(args: argparse.Namespace) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(ROOT / "notebooks" / f"{name}.ipynb", out_dir / f"{name}-{benchmark}.ipynb", benchmark)
             for benchmark in benchmarks for name in experiments.NOTEBOOKS]
-    kernels = executors.local_processes(args.workers) if executor == "local" else 1
+    kernels = executors.side_by_side(executor, args.workers)
     threads = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if kernels > 1 else {}
     with executors.child_environment(**threads), ThreadPoolExecutor(kernels) as pool:
         list(pool.map(lambda job: _execute_notebook(*job, args), jobs))

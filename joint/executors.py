@@ -53,6 +53,11 @@ def local_processes(workers: int | None = None) -> int:
     return max(1, min(cores, int(memory // WORKER_MEMORY)))
 
 
+def side_by_side(executor: str, workers: int | None = None) -> int:
+    """How many processes `executor` runs side by side on this machine: the local executor's, else one."""
+    return local_processes(workers) if executor == "local" else 1
+
+
 def run_sweep(configs: list[RunConfig], store: Store, executor: str = "serial", scheduler: str | None = None,
               workers: int | None = None) -> list[dict]:
     """Records of every config, in order; only the runs not recorded yet are trained: here, in `workers` local
