@@ -81,7 +81,7 @@ def _bits(text: str | None) -> tuple[int, ...] | None:
 
 def run(args: argparse.Namespace) -> str:
     config = RunConfig(args.benchmark, args.method, args.lam, args.cost, args.profile, args.seed,
-                       args.pit_lam, _bits(args.act_bits))
+                       args.pit_lam, _bits(args.act_bits), args.variant)
     store = _store(args)
     record = experiments.run(config, store)
     m = record["metrics"]
@@ -98,7 +98,7 @@ def scan(args: argparse.Namespace) -> str:
     lams = _floats(args.lams, "lams")
     header = f"{'lambda':>8}{'size kB':>10}{'cost ratio':>12}{'pruned %':>10}{'val acc %':>11}{'epochs':>8}{'s':>8}"
     configs = [RunConfig(args.benchmark, args.method, lam, args.cost, args.profile, args.seed,
-                         act_bits=_bits(args.act_bits)) for lam in lams]
+                         act_bits=_bits(args.act_bits), variant=args.variant) for lam in lams]
     for config in configs:
         experiments.check_scannable(config)
     print(f"scan of {args.method} ({args.cost}) on {args.benchmark} ({args.profile}), search phase only:\n{header}",
@@ -129,7 +129,7 @@ def _recorded(args: argparse.Namespace) -> tuple[dict, Store]:
             raise ValueError(f"no record with key {args.key!r} in {shown(runs)}")
         return record, store
     config = RunConfig(args.benchmark, args.method, args.lam, args.cost, args.profile, args.seed,
-                       args.pit_lam, _bits(args.act_bits))
+                       args.pit_lam, _bits(args.act_bits), args.variant)
     record = store.read_record(config)
     if record is None:
         recorded = sorted({r["config"]["lam"] for r in map(read_json, sorted(runs.glob("*.json")))
@@ -340,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--act-bits", help="activation precisions of the run (default: the cost model's target)")
             p.add_argument("--pit-lam", type=float, help="sequential only: the PIT lambda of its seed")
             p.add_argument("--key", help="the run's record key (instead of its settings)")
+        if name in ("run", "scan", "arch", "export"):
+            p.add_argument("--variant", help="a change of the profile's search phase: "
+                           + ", ".join(profiles.SEARCH_VARIANTS) + ", or several joined by '+' (default: none)")
         if name == "export":
             p.add_argument("--out", help="ONNX file to write (default: <method>-<key>.onnx)")
             p.add_argument("--opset", type=int, default=25, help="ONNX opset (default 25, which has int2)")

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from . import cost as cost_models
 from . import data as datasets
 from . import methods
-from .profiles import get_profile
+from .profiles import Profile, get_profile
 from .search import SearchSpace
 
 
@@ -26,12 +26,17 @@ class RunConfig:
     seed: int = 0
     pit_lam: float | None = None  # sequential only: the PIT lambda of the pruned seed it starts from
     act_bits: tuple[int, ...] | None = None  # activation precisions; None: the cost model's target (searches)
+    variant: str | None = None  # a change of the profile's search phase (profiles.SEARCH_VARIANTS); None: as is
 
     def __post_init__(self):
         if self.benchmark not in datasets.LOADERS:
             raise ValueError(f"unknown benchmark {self.benchmark!r}; allowed: {', '.join(sorted(datasets.LOADERS))}")
         method = methods.get(self.method)
-        get_profile(self.profile, self.benchmark)
+        get_profile(self.profile, self.benchmark, self.variant)
+        if self.variant is not None and (method.space is None or "search" not in method.phases):
+            quantized = ", ".join(m for m, spec in methods.METHODS.items() if spec.space is not None)
+            raise ValueError(f"variant must be None for method {self.method!r}, which has no quantized search; "
+                             f"a variant applies to {quantized}")
         cost_models.get(self.cost)
         if isinstance(self.lam, bool) or not isinstance(self.lam, (int, float)) or not 0 <= self.lam < math.inf:
             raise ValueError(f"lam must be a finite number >= 0; got {self.lam!r}")
@@ -80,7 +85,18 @@ class RunConfig:
         """The PIT run whose pruned model seeds this sequential run."""
         return RunConfig(self.benchmark, "pit", self.pit_lam, "size", self.profile, self.seed)
 
+    def settings(self) -> Profile:
+        """The profile this run trains with: its benchmark's, with the variant's search settings."""
+        return get_profile(self.profile, self.benchmark, self.variant)
+
+    def to_dict(self) -> dict:
+        """The fields as a record stores them; no variant stored where there is none (records older than it)."""
+        fields = asdict(self)
+        if self.variant is None:
+            del fields["variant"]
+        return fields
+
     def key(self) -> str:
         """Stable name of the run's record: a hash of every field and of the profile's settings."""
-        fields = {**asdict(self), "profile_settings": get_profile(self.profile, self.benchmark).fingerprint()}
+        fields = {**self.to_dict(), "profile_settings": self.settings().fingerprint()}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]

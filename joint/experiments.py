@@ -103,11 +103,11 @@ def run(config: RunConfig, store: Store | None = None) -> dict:
 def compute(config: RunConfig, store: Store) -> dict:
     """Train and measure one run and return its record, without writing it (a remote worker returns it to the
     driver, which writes it). Checkpoints, the warm-up and PIT seeds go to the store's cache."""
-    prof, method = get_profile(config.profile, config.benchmark), methods.get(config.method)
+    prof, method = config.settings(), methods.get(config.method)
     bench = store.benchmark(config.benchmark)
     warm, warm_phase = warmup(config.benchmark, config.profile, config.seed, store)
     example = torch.stack([bench.val[i][0] for i in range(min(64, len(bench.val)))])  # real, un-augmented inputs
-    record = {"key": store.key(config), "config": asdict(config), "profile_settings": _settings(prof),
+    record = {"key": store.key(config), "config": config.to_dict(), "profile_settings": _settings(prof),
               "data": bench.source, "data_identity": store.data_identity(config.benchmark),
               "phases": {"warmup": {**warm_phase, "shared": True}}}
     if method.seeded:
@@ -196,6 +196,8 @@ def _run_quantized(config: RunConfig, prof: Profile, space: SearchSpace, phases:
     """Quantized phases from the float model `start` (the warm-up, or a PIT seed); the penalty is normalised by
     the all-8-bit cost of the unpruned warm-up, so a lambda means the same for every starting model."""
     net = searchable(start, space, example)
+    if "search" in phases and prof.search.compensate:
+        net.compensate()
     reference = searchable(warm, SearchSpace((8,), (8,)), example).arch().cost(config.cost)
     common = _training(prof, store, bench, config.seed)
     out = {"space": asdict(space), "phases": {}, "warnings": []}
@@ -253,7 +255,7 @@ def scan(config: RunConfig, store: Store | None = None) -> dict:
     run later resumes after it."""
     check_scannable(config)
     store = store or Store()
-    prof, bench = get_profile(config.profile, config.benchmark), store.benchmark(config.benchmark)
+    prof, bench = config.settings(), store.benchmark(config.benchmark)
     warm, _ = warmup(config.benchmark, config.profile, config.seed, store)
     example = torch.stack([bench.val[i][0] for i in range(min(64, len(bench.val)))])
     if config.method == "pit":

@@ -184,15 +184,44 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def get_profile(name: str, benchmark: str | None = None) -> Profile:
-    """The profile `name`, resolved for `benchmark` when given; a one-line error for an unknown profile or a
-    benchmark the profile does not cover."""
+# Named changes of the search phase (PhaseConfig fields), for the search study and a user's own runs; "a+b" applies
+# both. Each is one lever against a search that prunes faster than its weights follow (docs/search_study.md).
+SEARCH_VARIANTS: dict[str, dict] = {
+    "compensate": dict(compensate=True),  # the reference's conversion: weights / (1 - theta_0), the soft mix ~ float
+    "hard": dict(sampling="hard"),  # train the argmax network that validation measures (straight-through)
+    "gumbel": dict(sampling="gumbel"),  # a Gumbel-softmax draw per step instead of the plain softmax
+    "slow_anneal": dict(temperature_decay=0.045),  # the paper's per-epoch temperature decay
+    "ramp": dict(lam_ramp=True),  # lambda from 1 % to 100 % over the first half of the search
+    "no_momentum": dict(arch_momentum=0.0),  # the logits' SGD without momentum: no accumulated cost pull
+}
+
+
+def search_overrides(variant: str) -> dict:
+    """The search-phase settings a variant name ("hard", "hard+ramp", ...) sets; one line for a bad name."""
+    parts, overrides = variant.split("+"), {}
+    for part in parts:
+        if part not in SEARCH_VARIANTS:
+            raise ValueError(f"variant {variant!r}: unknown part {part!r}; allowed: {', '.join(SEARCH_VARIANTS)}, "
+                             f"joined by '+'")
+        clash = sorted(set(SEARCH_VARIANTS[part]) & set(overrides))
+        if clash:
+            raise ValueError(f"variant {variant!r}: {part!r} sets {', '.join(clash)} a second time; join parts that "
+                             f"change different settings, each once")
+        overrides.update(SEARCH_VARIANTS[part])
+    return overrides
+
+
+def get_profile(name: str, benchmark: str | None = None, variant: str | None = None) -> Profile:
+    """The profile `name`, resolved for `benchmark` when given, its search phase changed by `variant` when given;
+    a one-line error for an unknown profile or variant, or a benchmark the profile does not cover."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
     prof = PROFILES[name]
-    if benchmark is None:
-        return prof
-    if benchmark not in prof.benchmarks:
-        raise ValueError(f"benchmark {benchmark!r} is not part of profile {name!r}; "
-                         f"allowed: {', '.join(prof.benchmarks)}")
-    return prof.for_benchmark(benchmark)
+    if benchmark is not None:
+        if benchmark not in prof.benchmarks:
+            raise ValueError(f"benchmark {benchmark!r} is not part of profile {name!r}; "
+                             f"allowed: {', '.join(prof.benchmarks)}")
+        prof = prof.for_benchmark(benchmark)
+    if variant is not None:
+        prof = replace(prof, search=replace(prof.search, **search_overrides(variant)))
+    return prof

@@ -309,6 +309,22 @@ class SearchableNet(nn.Module):
         for p in self.arch_parameters():
             p.requires_grad_(False)
 
+    @torch.no_grad()
+    def compensate(self) -> None:
+        """Divide every channel's weight and bias by its alive probability 1 - theta_0 at the current temperature (the
+        reference's conversion), so that the soft mixture of the search starts near the float layer."""
+        for g, grp in self.groups.items():
+            if grp.zero_index is None:
+                continue
+            alive = 1 - torch.softmax(self.logits[g] / self._temperature, dim=0)[grp.zero_index]
+            for name in grp.layers:
+                layer = self.layer(name)
+                scale = alive.to(layer.weight.dtype)
+                layer.weight.div_(scale.view(-1, *[1] * (layer.weight.dim() - 1)))
+                if layer.bias is not None:
+                    layer.bias.div_(scale)
+        self._cache = None
+
     def _mode(self) -> str:
         return self.sampling if self.training else "hard"
 

@@ -6,7 +6,7 @@ import math
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .cost import regularizer
 from .data.tensors import TensorData
 from .quant import compile_mode, compile_whole
-from .search import SearchableNet
+from .search import SAMPLINGS, SearchableNet
 
 SELECTIONS = ("accuracy", "loss")
 OPTIMIZERS = ("adam", "sgd")
@@ -26,9 +26,11 @@ SCHEDULES = ("exp", "step", "milestones", "cosine")
 # A checkpoint costs about as much as a small model's epoch (20 ms on the quick profile): write one after the first
 # epoch that ends this long after the last, so a killed phase loses at most about this much training.
 CHECKPOINT_SECONDS = 30.0
+# settings added after records were made: left out of a PhaseConfig's repr (a profile's fingerprint) at their default
+LATER_SETTINGS = ("sampling", "compensate")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PhaseConfig:
     """Hyper-parameters of one phase; the defaults are the paper's CIFAR-10 settings."""
 
@@ -50,8 +52,12 @@ class PhaseConfig:
     temperature_decay: float = 0.045  # T = exp(-decay * epoch) during the search
     lam_ramp: bool = False  # lambda from 1 % to 100 % over the first half of the search
     selection: str = "accuracy"  # best validation accuracy, or lowest validation loss (+ lambda * cost)
+    sampling: str = "softmax"  # the search's forward: soft mixture, Gumbel draw, or the argmax network ("hard", STE)
+    compensate: bool = False  # divide each channel's weight and bias by 1 - theta_0 when the search starts
 
     def __post_init__(self):
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}; got {self.sampling!r}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}; got {self.selection!r}")
         if self.arch_optimizer not in OPTIMIZERS:
@@ -62,6 +68,11 @@ class PhaseConfig:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
             raise ValueError(f"epochs must be an integer >= 1; got {self.epochs!r}")
+
+    def __repr__(self) -> str:
+        """The dataclass repr, less the later settings at their defaults: older records keep their keys."""
+        shown = [f for f in fields(self) if f.name not in LATER_SETTINGS or getattr(self, f.name) != f.default]
+        return f"PhaseConfig({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
 
 
 @dataclass(frozen=True)
@@ -234,6 +245,7 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
         lam = 0.0
         if search:
             if isinstance(model, SearchableNet):
+                model.set_sampling(config.sampling)
                 model.set_temperature(math.exp(-config.temperature_decay * epoch))
             lam = ramped_lambda(penalty.lam, epoch, config.epochs) if config.lam_ramp else penalty.lam
         model.train()
