@@ -178,7 +178,7 @@ def export_command(args: argparse.Namespace) -> str:
             f"accuracy {100 * record['metrics']['test_accuracy']:.2f} %")
 
 
-SWEEPS = {"size": experiments.size_sweep, "cost": experiments.cost_sweep}
+SWEEPS = {"size": experiments.size_sweep, "cost": experiments.cost_sweep, "study": experiments.study_sweep}
 
 
 def sweep(args: argparse.Namespace) -> str:
@@ -203,8 +203,7 @@ def _benchmarks(args: argparse.Namespace) -> tuple[str, ...]:
 
 def _all_runs(benchmark: str, profile: str) -> list[RunConfig]:
     """Every run the notebooks of one benchmark read, each once."""
-    configs = experiments.size_sweep(benchmark, profile) + experiments.cost_sweep(benchmark, profile)
-    return list(dict.fromkeys(configs))
+    return list(dict.fromkeys(config for sweep in SWEEPS.values() for config in sweep(benchmark, profile)))
 
 
 def estimate(args: argparse.Namespace, executor: str | None = None) -> str:
@@ -327,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0)
         if name == "sweep":
             p.add_argument("--analysis", choices=sorted(SWEEPS), default="size",
-                           help="size: the size and training-time analyses; cost: the cost-model ablation")
+                           help="size: the size and training-time analyses; cost: the cost-model ablation; study: the "
+                                "search study (docs/search_study.md)")
         if name == "scan":
             p.add_argument("--method", default="joint", help="joint, mixprec, edmips or pit")
             p.add_argument("--lams", required=True, help="comma-separated lambdas, e.g. 0.5,2,10")

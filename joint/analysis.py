@@ -1,13 +1,14 @@
 """Pareto fronts, the iso-accuracy size reduction (the paper's rule), and the tables of the analyses."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from . import methods
 from .arch import Arch
+from .config import RunConfig
 from .data import CLASSES
 
 
@@ -400,6 +401,59 @@ def fine_tune_settling(records: list[dict]) -> pd.DataFrame:
         rows.append({"method": c["method"], "cost": c["cost"], "lambda": c["lam"], "epochs": phase["epochs"],
                      "last_val_acc_%": last, "change_%": last - before})
     return pd.DataFrame(rows, columns=["method", "cost", "lambda", "epochs", "last_val_acc_%", "change_%"])
+
+
+STUDY_COLUMNS = ["variant", "method", "lam", "first_search_val", "lowest_search_val", "last_search_val", "size_kb",
+                 "test_accuracy", "minutes", "chosen"]
+
+
+def search_study(records: list[dict], choice: str | None) -> pd.DataFrame:
+    """One row per run of the search study: how its search went (validation accuracy of the argmax network after
+    the first epoch, the lowest, the last; fractions), where it ended, its minutes after the warm-up, and whether it
+    is a run of the setting `choice` (the adopted default: a variant that does not change a method gives its plain
+    run, so that run is chosen too; fixed baselines always are)."""
+    rows = []
+    for r in (r for r in records if "search" in r["phases"]):  # not the PIT seed
+        c, m = r["config"], r["metrics"]
+        curve = [e["val_accuracy"] for e in r["phases"]["search"]["curve"]]
+        config = RunConfig.of(c)
+        chosen = config == replace(config, variant=choice)  # RunConfig drops what a variant does not change
+        rows.append({"variant": c.get("variant") or "none", "method": c["method"], "lam": c["lam"],
+                     "first_search_val": curve[0], "lowest_search_val": min(curve), "last_search_val": curve[-1],
+                     "size_kb": m["size_kb"], "test_accuracy": m["test_accuracy"],
+                     "minutes": sum(p.get("seconds", 0.0) for name, p in r["phases"].items() if name != "warmup") / 60,
+                     "chosen": chosen})
+    return pd.DataFrame(rows, columns=STUDY_COLUMNS)
+
+
+STUDY_BASELINES = ("mixprec", "edmips", "sequential")
+
+
+def study_verdict(table: pd.DataFrame, collapse_margin: float = 0.15, start_margin: float = 0.05) -> list[str]:
+    """One line per chosen joint run of the search study, against the study's goals: every search epoch within
+    `collapse_margin` of its final test accuracy, the first within `start_margin` of w8a8's first epoch, and a point
+    that no chosen MixPrec, EdMIPS or PIT -> MixPrec run dominates (smaller or as small, and more accurate)."""
+    chosen = table[table["chosen"]]
+    fixed = chosen[chosen["method"] == "w8a8"]
+    baselines = chosen[chosen["method"].isin(STUDY_BASELINES)]
+    lines = []
+    for _, run in chosen[chosen["method"] == "joint"].iterrows():
+        drop = run["test_accuracy"] - run["lowest_search_val"]
+        parts = [f"lowest search epoch {100 * run['lowest_search_val']:.1f} % against {100 * run['test_accuracy']:.1f} "
+                 f"% after fine-tuning ({'within' if drop <= collapse_margin else 'not within'} "
+                 f"{100 * collapse_margin:.0f} points)"]
+        if len(fixed):
+            gap = fixed["first_search_val"].iloc[0] - run["first_search_val"]
+            parts.append(f"first epoch {100 * run['first_search_val']:.1f} % against w8a8's "
+                         f"{100 * fixed['first_search_val'].iloc[0]:.1f} % ({'within' if gap <= start_margin else 'not within'} "
+                         f"{100 * start_margin:.0f} points)")
+        better = baselines[(baselines["size_kb"] <= run["size_kb"]) & (baselines["test_accuracy"] > run["test_accuracy"])]
+        parts.append("no baseline point dominates it" if better.empty else "dominated by " + ", ".join(
+            f"{b['method']} lambda={b['lam']:g} ({b['size_kb']:.2f} kB, {100 * b['test_accuracy']:.2f} %)"
+            for _, b in better.iterrows()))
+        lines.append(f"joint lambda={run['lam']:g} ({run['variant']}): {run['size_kb']:.2f} kB at "
+                     f"{100 * run['test_accuracy']:.2f} %; " + "; ".join(parts))
+    return lines
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 2) -> str:

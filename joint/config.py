@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from . import cost as cost_models
 from . import data as datasets
 from . import methods
-from .profiles import Profile, get_profile
+from .profiles import Profile, effective_variant, get_profile
 from .search import SearchSpace
 
 
@@ -33,10 +33,13 @@ class RunConfig:
             raise ValueError(f"unknown benchmark {self.benchmark!r}; allowed: {', '.join(sorted(datasets.LOADERS))}")
         method = methods.get(self.method)
         get_profile(self.profile, self.benchmark, self.variant)
-        if self.variant is not None and (method.space is None or "search" not in method.phases):
+        if self.variant is not None and method.space is None:
             quantized = ", ".join(m for m, spec in methods.METHODS.items() if spec.space is not None)
             raise ValueError(f"variant must be None for method {self.method!r}, which has no quantized search; "
                              f"a variant applies to {quantized}")
+        if self.variant is not None:  # what changes nothing is dropped: such a run is the one without it
+            object.__setattr__(self, "variant", effective_variant(self.variant, method.searches,
+                                                                  0 in method.space.weight_bits))
         cost_models.get(self.cost)
         if isinstance(self.lam, bool) or not isinstance(self.lam, (int, float)) or not 0 <= self.lam < math.inf:
             raise ValueError(f"lam must be a finite number >= 0; got {self.lam!r}")
@@ -84,6 +87,11 @@ class RunConfig:
     def seed_config(self) -> RunConfig:
         """The PIT run whose pruned model seeds this sequential run."""
         return RunConfig(self.benchmark, "pit", self.pit_lam, "size", self.profile, self.seed)
+
+    @classmethod
+    def of(cls, fields: dict) -> RunConfig:
+        """The config a record stores (JSON lists back to tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
     def settings(self) -> Profile:
         """The profile this run trains with: its benchmark's, with the variant's search settings."""

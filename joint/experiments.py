@@ -20,10 +20,10 @@ from .graph import describe, searchable
 from .pit import prunable
 from .profiles import PROFILES, Profile, get_profile
 from .search import SearchSpace, at_activation_bits
-from .store import FLOAT_FORMAT, PIT_FORMAT, Store, load_model, load_pit_seed, write_torch
+from .store import FLOAT_FORMAT, PIT_FORMAT, Store, load_model, write_torch
 from .train import Penalty, evaluate, train_phase
 
-NOTEBOOKS = ("00_tour", "01_size_pareto", "02_training_time", "03_cost_model_ablation")
+NOTEBOOKS = ("00_tour", "01_size_pareto", "02_training_time", "03_cost_model_ablation", "04_search_study")
 
 
 def _phase_record(result) -> dict:
@@ -112,12 +112,13 @@ def compute(config: RunConfig, store: Store) -> dict:
               "phases": {"warmup": {**warm_phase, "shared": True}}}
     if method.seeded:
         seed_config = config.seed_config()
-        if not (store.pit_seed(seed_config).exists() and store.record_path(seed_config).exists()):
+        seed_record = store.read_record(seed_config)
+        if seed_record is None or not store.model_path(seed_config).exists():
             raise ValueError(f"the sequential run needs its PIT seed (method pit, lam={config.pit_lam:g}), which is "
-                             f"not recorded; run it first: python -m joint run --method pit --lam {config.pit_lam:g} "
-                             f"--profile {config.profile}")
+                             f"not recorded with its model; run it first: python -m joint run --method pit --lam "
+                             f"{config.pit_lam:g} --profile {config.profile}")
         record["seed"] = {"key": store.key(seed_config), "pit_lam": config.pit_lam}
-        start = load_pit_seed(store.pit_seed(seed_config), warm, example)
+        start = load_model(seed_record, store)  # the recorded PIT model: a fresh clone has it
         result = _run_quantized(config, prof, config.space(), method.phases, start, warm, example, bench, store)
     elif config.method == "pit":
         result = _run_pit(config, prof, warm, example, bench, store)
@@ -174,7 +175,6 @@ def _run_pit(config: RunConfig, prof: Profile, warm: torch.nn.Module, example: t
     phases["pit_finetune"] = _phase_record(train_phase(
         pruned, prof.pit_finetune, bench.train, bench.val, checkpoint=store.checkpoint(config, "pit_finetune"),
         desc="pit fine-tune", **common))
-    write_torch(store.pit_seed(config), {"pit": net.state_dict(), "pruned": pruned.state_dict()})
     return {"space": None, "phases": phases, "arch": arch.to_dict(),
             "model": {"format": PIT_FORMAT, "state": pruned.state_dict()},
             "metrics": {**_accuracies(pruned, bench, store), "size_kb": arch.size_kb(),
@@ -311,6 +311,28 @@ def cost_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
     configs += [RunConfig(benchmark, "joint", lam, cost, profile, seed) for cost in ABLATION_COSTS
                 for lam in prof.grid(cost)]
     return configs
+
+
+def study_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
+    """Every run of the search study: w8a8 (the reference for the first search epochs); joint and MixPrec at each
+    study lambda with the search as profiled and with each variant (a variant that does not change MixPrec gives
+    its plain run); EdMIPS and PIT -> MixPrec (with its PIT seed) as profiled and at the chosen variant, so that the joint points meet every
+    size baseline trained with the same settings. Empty for a profile without a study."""
+    prof = get_profile(profile, benchmark)
+    if not prof.study_lambdas:
+        return []
+    configs = [RunConfig(benchmark, "w8a8", profile=profile, seed=seed)]
+    for variant in (None, *prof.study_variants):
+        configs += [RunConfig(benchmark, m, lam, "size", profile, seed, variant=variant)
+                    for lam in prof.study_lambdas for m in ("joint", "mixprec")]
+    pit_lam = (prof.seed_lambdas or prof.pit_lambdas)[0]
+    configs.append(RunConfig(benchmark, "pit", pit_lam, "size", profile, seed))  # the sequential runs' seed
+    for variant in dict.fromkeys((None, prof.study_choice)):
+        configs += [RunConfig(benchmark, "edmips", lam, "size", profile, seed, variant=variant)
+                    for lam in prof.study_lambdas]
+        configs += [RunConfig(benchmark, "sequential", lam, "size", profile, seed, pit_lam, variant=variant)
+                    for lam in prof.study_lambdas]
+    return list(dict.fromkeys(configs))
 
 
 def check_parameters(benchmark: str, profile: str, lam: float = 0.0, search_epochs: int | None = None,

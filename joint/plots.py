@@ -106,6 +106,37 @@ def latency_pareto(records: list[dict], title: str, costs: tuple[str, ...] = tup
     return axes[0].figure
 
 
+def search_curves(records: list[dict], lams: tuple[float, ...], title: str, method: str = "joint"):
+    """The search study's curves per lambda (columns): the argmax network's validation accuracy (top) and weight size
+    (bottom) after each search epoch, a line per variant of `method`; the plain MixPrec search and w8a8 beside."""
+    fig, axes = plt.subplots(2, len(lams), figsize=(6 * len(lams), 7), sharex=True, squeeze=False)
+    variants = list(dict.fromkeys(r["config"].get("variant") for r in records if r["config"]["method"] == method))
+    colours = dict(zip(variants, plt.get_cmap("tab10").colors))
+    for column, lam in enumerate(lams):
+        top, bottom = axes[0, column], axes[1, column]
+        for r in (r for r in records if "search" in r["phases"]):
+            c, curve = r["config"], r["phases"]["search"]["curve"]
+            if c["method"] == method and c["lam"] == lam:
+                style = dict(color=colours[c.get("variant")], marker="o", markersize=3,
+                             label=c.get("variant") or "none (as profiled)")
+            elif (c["method"] == "mixprec" and c["lam"] == lam and not c.get("variant")) or c["method"] == "w8a8":
+                style = dict(color="black", linestyle="--" if c["method"] == "mixprec" else ":",
+                             label=LABELS[c["method"]])
+            else:
+                continue
+            epochs = range(1, len(curve) + 1)
+            top.plot(epochs, [100 * e["val_accuracy"] for e in curve], **style)
+            bottom.plot(epochs, [e["cost"] / 8000 for e in curve], **style)
+        top.set_title(f"{title}: {LABELS[method]}, lambda = {lam:g}")
+        top.set_ylabel("validation accuracy of the argmax network (%)")
+        bottom.set_ylabel("weights of the argmax network (kB)")
+        bottom.set_xlabel("search epoch")
+        for ax in (top, bottom):
+            ax.grid(True, alpha=0.3)
+        top.legend(fontsize=7, loc="lower left")
+    return fig
+
+
 def _decorate(ax, title: str) -> None:
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))

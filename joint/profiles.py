@@ -11,6 +11,18 @@ from dataclasses import dataclass, field, replace
 from .train import PhaseConfig
 
 
+# Named changes of the search phase (PhaseConfig fields), for the search study and a user's own runs; "a+b" applies
+# both. Each is one lever against a search that prunes faster than its weights follow (docs/search_study.md).
+SEARCH_VARIANTS: dict[str, dict] = {
+    "compensate": dict(compensate=True),  # the reference's conversion: weights / (1 - theta_0), the soft mix ~ float
+    "hard": dict(sampling="hard"),  # train the argmax network that validation measures (straight-through)
+    "gumbel": dict(sampling="gumbel"),  # a Gumbel-softmax draw per step instead of the plain softmax
+    "slow_anneal": dict(temperature_decay=0.045),  # the paper's per-epoch temperature decay
+    "ramp": dict(lam_ramp=True),  # lambda from 1 % to 100 % over the first half of the search
+    "no_momentum": dict(arch_momentum=0.0),  # the logits' SGD without momentum: no accumulated cost pull
+}
+
+
 @dataclass(frozen=True)
 class Profile:
     """Epochs and hyper-parameters per phase, batch size and lambda grids of one reproduction.
@@ -40,6 +52,11 @@ class Profile:
     # how `reproduce` trains the pending runs on a CPU unless told otherwise: "local" (one single-threaded process per
     # core) where a step is too small for two threads to help; the records' last bits follow the thread count
     executor: str = "serial"
+    # the search study (docs/search_study.md): joint and MixPrec at these lambdas with the search as profiled and with
+    # each variant; at `study_choice` the other size baselines too (None: no study)
+    study_lambdas: tuple[float, ...] = ()
+    study_variants: tuple[str, ...] = ()
+    study_choice: str | None = None
     overrides: dict[str, dict] = field(default_factory=dict)
 
     def for_benchmark(self, benchmark: str) -> Profile:
@@ -147,6 +164,7 @@ def _cpu_profile() -> Profile:
         {"bitops": (0.1, 0.5, 2.0, 6.0), "mpic": (0.1, 0.5, 2.0, 6.0), "ne16": (0.005, 0.02, 0.08)},
         method_lambdas={"mixprec": (0.1, 0.5, 2.0), "edmips": (0.5, 2.0)},
         seed_lambdas=(0.1,), channels_last=True, tour_epochs=2,
+        study_lambdas=(1.0, 2.0), study_variants=tuple(SEARCH_VARIANTS),
         overrides={"speech_commands": dict(
             batch_size=100, channels_last=False, warmup=replace(gsc_warm, **_quarters(50)),
             search=replace(gsc_search, **_quarters(20)), finetune=replace(gsc_tune, **_quarters(10)),
@@ -163,7 +181,8 @@ PROFILES: dict[str, Profile] = {
         PhaseConfig(2, lr=1e-3, arch_lr=0.05, arch_optimizer="adam", min_epochs=1, patience=2),
         PhaseConfig(2, lr=1e-3, min_epochs=1, patience=2),
         (1.0,), (0.5, 5.0),
-        {"bitops": (0.5, 5.0), "mpic": (0.5, 5.0), "ne16": (0.02, 0.1)}),
+        {"bitops": (0.5, 5.0), "mpic": (0.5, 5.0), "ne16": (0.02, 0.1)},
+        study_lambdas=(5.0,), study_variants=tuple(SEARCH_VARIANTS)),
     "quick": Profile(
         "quick", "offline digits benchmark, every analysis in minutes on 2 CPU cores", ("digits",), 64,
         PhaseConfig(60, lr=3e-3, min_epochs=20, patience=15),
@@ -184,18 +203,6 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-# Named changes of the search phase (PhaseConfig fields), for the search study and a user's own runs; "a+b" applies
-# both. Each is one lever against a search that prunes faster than its weights follow (docs/search_study.md).
-SEARCH_VARIANTS: dict[str, dict] = {
-    "compensate": dict(compensate=True),  # the reference's conversion: weights / (1 - theta_0), the soft mix ~ float
-    "hard": dict(sampling="hard"),  # train the argmax network that validation measures (straight-through)
-    "gumbel": dict(sampling="gumbel"),  # a Gumbel-softmax draw per step instead of the plain softmax
-    "slow_anneal": dict(temperature_decay=0.045),  # the paper's per-epoch temperature decay
-    "ramp": dict(lam_ramp=True),  # lambda from 1 % to 100 % over the first half of the search
-    "no_momentum": dict(arch_momentum=0.0),  # the logits' SGD without momentum: no accumulated cost pull
-}
-
-
 def search_overrides(variant: str) -> dict:
     """The search-phase settings a variant name ("hard", "hard+ramp", ...) sets; one line for a bad name."""
     parts, overrides = variant.split("+"), {}
@@ -209,6 +216,17 @@ def search_overrides(variant: str) -> dict:
                              f"change different settings, each once")
         overrides.update(SEARCH_VARIANTS[part])
     return overrides
+
+
+def effective_variant(variant: str | None, searches: bool, prunes: bool) -> str | None:
+    """The parts of `variant` that change what a method computes, in the registry's order (None: no part does): a
+    method with nothing to choose is unchanged by any, compensation changes only a space with a 0-bit choice."""
+    if variant is None or not searches:
+        return None
+    search_overrides(variant)
+    parts = set(variant.split("+"))
+    kept = [name for name in SEARCH_VARIANTS if name in parts and (prunes or not SEARCH_VARIANTS[name].get("compensate"))]
+    return "+".join(kept) or None
 
 
 def get_profile(name: str, benchmark: str | None = None, variant: str | None = None) -> Profile:

@@ -71,10 +71,6 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def pit_seed(self, config: RunConfig) -> Path:
-        """Where the pruned, fine-tuned float model of a PIT run is kept (the seed of the sequential runs)."""
-        return self.cache / config.profile / "pit-seeds" / f"{self.key(config)}.pt"
-
     def model_path(self, config: RunConfig | dict) -> Path:
         """Where the trained model of a run (a config, or a record, by the key it was written under) is kept, beside
         its record."""
@@ -150,7 +146,7 @@ def load_model(record: dict, store: Store | None = None) -> torch.nn.Module:
     model, the PIT-pruned float model, or the frozen searchable net (quantized runs), which evaluates bit for bit as
     when its record was written. No data is needed."""
     store = store or Store()
-    config = RunConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()})
+    config = RunConfig.of(record["config"])
     path = store.model_path(record)
     if not path.exists():
         raise ValueError(f"{shown(path)} is missing: this run was recorded without its model; delete its record "
@@ -179,13 +175,3 @@ def pruned_structure(model: torch.nn.Module, input_shape: tuple[int, ...], arch:
     net = prunable(model, torch.zeros(1, *input_shape))
     net.keep(arch)
     return net.export()
-
-
-def load_pit_seed(path: Path, warm: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
-    """Rebuild a PIT run's pruned, fine-tuned float model: its masks select the channels, then its weights load."""
-    saved = torch.load(path, weights_only=True)
-    net = prunable(warm, example)
-    net.load_state_dict(saved["pit"])
-    pruned = net.export()
-    pruned.load_state_dict(saved["pruned"])
-    return pruned.eval()

@@ -229,3 +229,44 @@ def test_precision_groups_table_prices_the_split_of_each_layer_into_precisions_o
     assert analysis.summarize_precision_groups(table) == (
         "Against the same channels at one precision per layer: ne16-trained 1.50 precisions per layer, 0.4 % more "
         "NE16 cycles (median); mpic-trained 2.00 precisions per layer, 0.8 % more NE16 cycles (median).")
+
+
+def studied(method, variant, lam, curve, size, acc, minutes=2.0):
+    config = {"benchmark": "digits", "method": method, "lam": lam, "cost": "size", "profile": "smoke", "seed": 0,
+              "pit_lam": 1.0 if method == "sequential" else None, "act_bits": [8]}
+    if variant:
+        config["variant"] = variant
+    return {"config": config, "metrics": {"size_kb": size, "test_accuracy": acc},
+            "phases": {"warmup": {"seconds": 99.0}, "search": {"seconds": 60 * minutes / 2,
+                                                                "curve": [{"val_accuracy": v} for v in curve]},
+                       "finetune": {"seconds": 60 * minutes / 2}}}
+
+
+STUDIED = [studied("w8a8", None, 0.0, [0.76, 0.79], 77.0, 0.82),
+           studied("joint", None, 2.0, [0.49, 0.10, 0.52], 9.3, 0.69),
+           studied("joint", "hard", 2.0, [0.74, 0.70, 0.73], 12.0, 0.76),
+           studied("mixprec", None, 2.0, [0.67, 0.72], 25.8, 0.80),
+           studied("mixprec", "hard", 2.0, [0.70, 0.75], 20.0, 0.78),
+           studied("edmips", None, 2.0, [0.67, 0.72], 9.0, 0.77),
+           studied("sequential", "hard", 2.0, [0.6, 0.7], 15.8, 0.765)]
+
+
+def test_the_search_study_table_reads_each_search_curve_and_marks_the_chosen_setting():
+    table = analysis.search_study(STUDIED, "compensate+hard")
+    assert list(table.columns) == analysis.STUDY_COLUMNS
+    row = table.iloc[1].to_dict()
+    assert (row["variant"], row["first_search_val"], row["lowest_search_val"], row["last_search_val"]) == \
+        ("none", 0.49, 0.10, 0.52)
+    assert row["minutes"] == 2.0 and not row["chosen"]
+    # compensation changes no MixPrec, EdMIPS or PIT -> MixPrec run: their "hard" runs are the chosen ones
+    assert table["chosen"].tolist() == [True, False, False, False, True, False, True]
+
+
+def test_the_study_verdict_checks_the_collapse_the_start_and_the_baselines():
+    (line,) = analysis.study_verdict(analysis.search_study(STUDIED, "hard"))
+    assert line.startswith("joint lambda=2 (hard): 12.00 kB at 76.00 %; lowest search epoch 70.0 % against 76.0 %")
+    assert "(within 15 points)" in line and "first epoch 74.0 % against w8a8's 76.0 % (within 5 points)" in line
+    assert "dominated by" not in line  # EdMIPS is smaller but plain (not chosen); sequential is larger
+    (line,) = analysis.study_verdict(analysis.search_study(STUDIED, None))
+    assert "(not within 15 points)" in line and "(not within 5 points)" in line
+    assert line.endswith("dominated by edmips lambda=2 (9.00 kB, 77.00 %)")

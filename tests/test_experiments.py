@@ -38,6 +38,9 @@ def store(tmp_path, name):
     (dict(benchmark="digits", method="joint", act_bits=(0, 8)), "act_bits must not contain 0"),
     (dict(benchmark="digits", method="w4a8", act_bits=(4,)), r"act_bits of method 'w4a8' are fixed to \(8,\)"),
     (dict(benchmark="digits", method="pit", act_bits=(8,)), "act_bits must be None for method 'pit'"),
+    (dict(benchmark="digits", method="joint", variant="fast"), "variant 'fast': unknown part 'fast'; allowed: "
+                                                               "compensate, hard, gumbel"),
+    (dict(benchmark="digits", method="pit", variant="hard"), "variant must be None for method 'pit'"),
 ])
 def test_bad_run_config_is_one_clear_line(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -257,10 +260,63 @@ def test_sequential_needs_its_pit_lambda_and_its_recorded_seed(tmp_path):
     with pytest.raises(ValueError, match="pit_lam .* is required for method 'sequential' and only for it"):
         RunConfig("digits", "joint", 1.0, profile="smoke", pit_lam=0.1)
     s = store(tmp_path, "a")
-    with pytest.raises(ValueError, match=r"needs its PIT seed \(method pit, lam=0.3\), which is not recorded; "
-                                         r"run it first: python -m joint run --method pit --lam 0.3"):
+    with pytest.raises(ValueError, match=r"needs its PIT seed \(method pit, lam=0.3\), which is not recorded with its "
+                                         r"model; run it first: python -m joint run --method pit --lam 0.3"):
         run(RunConfig("digits", "sequential", 1.0, profile="smoke", pit_lam=0.3), s)
     assert not list((tmp_path / "a" / "results").rglob("*.json"))
+
+
+def test_a_sequential_run_starts_from_the_recorded_pit_model_with_no_cache(tmp_path):
+    s = store(tmp_path, "a")
+    run(RunConfig("digits", "pit", 1.0, profile="smoke"), s)
+    first = run(RunConfig("digits", "sequential", 0.5, profile="smoke", pit_lam=1.0), s)
+    clone = store(tmp_path, "clone")  # a fresh clone: the committed records and models, no cache
+    for path in (tmp_path / "a" / "results").rglob("*.*"):
+        if path.suffix in (".json", ".pt") and path.stem != first["key"]:
+            target = clone.results / path.relative_to(s.results)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    again = run(RunConfig("digits", "sequential", 0.5, profile="smoke", pit_lam=1.0), clone)
+    assert without_timing(again) == without_timing(first)
+
+
+def test_a_variant_names_search_settings_and_what_it_does_not_change_is_dropped():
+    plain = RunConfig("digits", "joint", 1.0, profile="smoke")
+    assert plain.to_dict() == {k: v for k, v in plain.__dict__.items() if k != "variant"}  # old records' fields
+    hard = RunConfig("digits", "joint", 1.0, profile="smoke", variant="ramp+hard")
+    assert hard.variant == "hard+ramp" and hard.key() != plain.key()
+    assert (hard.settings().search.sampling, hard.settings().search.lam_ramp) == ("hard", True)
+    assert RunConfig("digits", "mixprec", 1.0, profile="smoke", variant="compensate").variant is None  # no 0 bits
+    assert RunConfig("digits", "mixprec", 1.0, profile="smoke", variant="compensate+hard").variant == "hard"
+    assert RunConfig("digits", "w8a8", profile="smoke", variant="hard") == RunConfig("digits", "w8a8", profile="smoke")
+
+
+def test_a_compensated_search_starts_from_weights_divided_by_the_alive_probability(tmp_path, monkeypatch):
+    started = {}
+    original = experiments.train_phase
+
+    def spy(net, config, *args, **kwargs):
+        if kwargs.get("penalty") is not None:
+            started.setdefault("weight", net.layer("s1.c1").weight.detach().clone())
+        return original(net, config, *args, **kwargs)
+
+    monkeypatch.setattr(experiments, "train_phase", spy)
+    run(RunConfig("digits", "joint", 0.5, profile="smoke", variant="compensate"), store(tmp_path, "a"))
+    plain = joint.searchable(experiments.warmup("digits", "smoke", 0, store(tmp_path, "a"))[0],
+                             joint.SearchSpace(), torch.rand(2, 1, 8, 8)).layer("s1.c1").weight
+    assert torch.allclose(started["weight"] * (1 - 0.15035), plain, rtol=1e-4)
+
+
+def test_the_search_study_lists_every_variant_at_every_study_lambda():
+    configs = experiments.study_sweep("cifar10", "cpu")
+    prof = profiles.get_profile("cpu", "cifar10")
+    joint_runs = [c for c in configs if c.method == "joint"]
+    assert {(c.variant, c.lam) for c in joint_runs} == {(v, lam) for v in (None, *prof.study_variants)
+                                                        for lam in prof.study_lambdas}
+    assert {c.variant for c in configs if c.method == "mixprec"} == {None} | set(prof.study_variants) - {"compensate"}
+    methods_in_order = [c.method for c in configs]
+    assert methods_in_order.index("pit") < methods_in_order.index("sequential") and methods_in_order[0] == "w8a8"
+    assert len(configs) == len(set(configs)) and experiments.study_sweep("digits", "quick") == []
 
 
 def test_pit_lambda_that_prunes_everything_is_one_line_and_records_nothing(tmp_path):

@@ -57,3 +57,18 @@ def test_latency_figure_has_an_mpic_and_an_ne16_panel_with_a_front_per_training_
     paper_fig = plots.latency_pareto(joint.paper.latency_records(), "paper")
     assert [t.get_text() for t in paper_fig.axes[0].get_legend().get_texts()] == ["MPIC", "NE16", "w2a8", "w4a8",
                                                                                   "w8a8"]
+
+
+def test_search_curves_have_an_accuracy_and_a_size_panel_per_lambda_and_a_line_per_variant():
+    def searched(method, variant, lam):
+        config = {"method": method, "lam": lam, **({"variant": variant} if variant else {})}
+        curve = [{"val_accuracy": 0.5, "cost": 8000.0 * k} for k in (3, 2, 1)]
+        return {"config": config, "phases": {"search": {"curve": curve}}}
+
+    records = [searched("joint", None, 1.0), searched("joint", "hard", 1.0), searched("joint", "hard", 2.0),
+               searched("mixprec", None, 1.0), searched("w8a8", None, 0.0), {"config": {"method": "pit"}, "phases": {}}]
+    fig = plots.search_curves(records, (1.0, 2.0), "test")
+    assert len(fig.axes) == 4
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["none (as profiled)", "hard", "MixPrec", "w8a8"]
+    assert list(fig.axes[2].lines[0].get_ydata()) == [3.0, 2.0, 1.0]  # kB of the argmax network per epoch

@@ -4,6 +4,7 @@ import pytest
 
 from joint import profiles
 from joint.config import RunConfig
+from joint.profiles import effective_variant, get_profile
 from joint.store import Store
 
 
@@ -56,3 +57,21 @@ def test_an_unknown_profile_or_an_uncovered_benchmark_is_one_line():
 def test_size_grids_per_method_fall_back_to_the_shared_grid():
     prof = replace(profiles.get_profile("quick"), method_lambdas={"edmips": (1.0,)})
     assert prof.size_grid("edmips") == (1.0,) and prof.size_grid("joint") == prof.lambdas
+
+
+def test_a_variant_changes_the_search_phase_only_and_bad_names_are_one_line():
+    plain, hard = get_profile("cpu", "cifar10"), get_profile("cpu", "cifar10", "hard+slow_anneal")
+    assert hard.search == replace(plain.search, sampling="hard", temperature_decay=0.045)
+    assert (hard.warmup, hard.finetune, hard.pit_search) == (plain.warmup, plain.finetune, plain.pit_search)
+    assert hard.fingerprint() != plain.fingerprint() and hard.warmup_fingerprint() == plain.warmup_fingerprint()
+    with pytest.raises(ValueError, match="variant 'hard\\+gumbel': 'gumbel' sets sampling a second time"):
+        get_profile("cpu", "cifar10", "hard+gumbel")
+    with pytest.raises(ValueError, match="variant 'hard\\+hard': 'hard' sets sampling a second time"):
+        get_profile("cpu", "cifar10", "hard+hard")
+
+
+def test_a_variant_keeps_only_what_changes_a_method():
+    assert effective_variant("ramp+compensate", searches=True, prunes=True) == "compensate+ramp"
+    assert effective_variant("ramp+compensate", searches=True, prunes=False) == "ramp"
+    assert effective_variant("compensate", searches=True, prunes=False) is None
+    assert effective_variant("hard", searches=False, prunes=False) is None

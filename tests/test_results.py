@@ -20,7 +20,7 @@ def _records(profile: str, benchmark: str, configs: list[RunConfig]) -> list[dic
     for path in sorted((RESULTS / profile / "runs").glob("*.json")):
         record = read_json(path)
         if record["config"]["benchmark"] == benchmark:
-            config = RunConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()})
+            config = RunConfig.of(record["config"])
             recorded[config] = record
     missing = [c for c in configs if c not in recorded]
     assert not missing, f"{len(missing)} runs of {profile}/{benchmark} have no committed record, e.g. {missing[0]}"

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import joint
+from joint.quant import quantize_weight_stack, weight_grid
 from joint.search import SearchSpace, at_activation_bits, hard_choice, init_logits, random_architecture, sample
 
 
@@ -80,6 +81,33 @@ def test_soft_bias_is_gated_by_the_pruning_probability():
     theta0 = net.layer("s1.c1").theta[0]
     assert torch.allclose(bias.abs(), 2.0 * (1 - theta0), rtol=1e-2)
     assert bias.abs().max() < 2.0 * 0.019
+
+
+def test_compensation_starts_the_soft_mixture_at_the_float_layer():
+    net = net_for(SearchSpace((0, 8), (8,)))  # theta = softmax(0, 1) = (0.269, 0.731) at T = 1
+    layer = net.layer("s1.c1")
+    float_weight, float_bias = layer.weight.detach().clone(), layer.bias.detach().clone()
+    net.train().compensate()
+    net(torch.rand(1, 3, 32, 32))
+    weight, bias, scale = layer.effective_params()
+    assert torch.allclose(layer.weight * 0.7311, float_weight, rtol=1e-4)
+    assert ((weight - float_weight).abs().flatten(1).amax(1) <= 0.5 * scale + 1e-6).all()  # 8-bit rounding only
+    assert torch.allclose(bias, float_bias, atol=1e-3)
+
+
+def test_compensated_mixture_is_the_mixture_of_the_unpruned_precisions():
+    net = net_for()
+    layer = net.layer("s2.c1")
+    float_weight = layer.weight.detach().clone()
+    net.train().compensate()
+    net(torch.rand(1, 3, 32, 32))
+    weight, _, _ = layer.effective_params()
+    theta = torch.softmax(init_logits((0, 2, 4, 8), 1)[:, 0], dim=0).float()
+    alive = theta[1:] / theta[1:].sum()
+    stack, _ = quantize_weight_stack(float_weight, weight_grid(torch.tensor([2, 4, 8])))
+    expected = (alive.view(3, 1, 1, 1, 1) * stack).sum(0)
+    off = (weight - expected).abs() > 1e-6  # Q(W / a) * a = Q(W) but where float rounding moves a tie to its neighbour
+    assert off.float().mean() < 0.01
 
 
 def test_pruned_channel_outputs_exact_zero_in_eval():

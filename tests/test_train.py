@@ -99,6 +99,27 @@ def test_bad_phase_config():
         PhaseConfig(0)
 
 
+def test_later_settings_stay_out_of_the_repr_at_their_defaults_so_older_records_keep_their_keys():
+    assert "sampling" not in repr(PhaseConfig(8)) and "compensate" not in repr(PhaseConfig(8))
+    assert repr(PhaseConfig(8)).startswith("PhaseConfig(epochs=8, lr=0.001, weight_decay=0.0001, optimizer='adam'")
+    assert repr(PhaseConfig(8, sampling="hard", compensate=True)).endswith(
+        "selection='accuracy', sampling='hard', compensate=True)")
+    with pytest.raises(ValueError, match="sampling must be one of softmax, gumbel, hard; got 'argmax'"):
+        PhaseConfig(8, sampling="argmax")
+
+
+@pytest.mark.parametrize("sampling", ["softmax", "hard"])
+def test_a_hard_search_trains_the_argmax_network_that_validation_measures(sampling):
+    data = tiny_data()
+    torch.manual_seed(0)
+    net = joint.searchable(joint.models.resnet8_digits(), joint.SearchSpace(), data[0].tensors[0][:32])
+    config = PhaseConfig(1, arch_lr=0.5, min_epochs=1, sampling=sampling)
+    train_phase(net, config, *data, batch_size=32, seed=0, penalty=Penalty(5.0, "size", 616_576.0), progress=False)
+    x = data[1].tensors[0][:16]
+    trained, measured = net.train()(x), net.eval()(x)
+    assert torch.equal(trained, measured) == (sampling == "hard")
+
+
 def test_learning_rate_schedules_of_the_paper_scripts():
     exp = PhaseConfig(10)
     assert train.lr_factor(exp, 3) == pytest.approx(0.99**3)
