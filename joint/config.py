@@ -14,6 +14,10 @@ from .profiles import Profile, effective_variant, get_profile
 from .search import SearchSpace
 
 
+# cost models every quantized record measures at the run's own activation precisions (NE16 at 8 bits, where it can)
+RECORDED_COSTS = ("size", "bitops", "mpic")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One run = one Pareto point: a method on a benchmark, at one lambda and cost model, with one seed."""
@@ -77,12 +81,23 @@ class RunConfig:
         if target is not None and not set(bits) <= set(target):
             raise ValueError(f"act_bits {bits} are not all supported by cost model {self.cost!r}; allowed: "
                              f"a subset of {target}")
+        for name in RECORDED_COSTS:  # checked now, not after the training that the record's metrics end
+            allowed = cost_models.TARGET_ACT_BITS[name]
+            if allowed is not None and not set(bits) <= set(allowed):
+                raise ValueError(f"act_bits {bits} are not all supported by cost model {name!r}, which every record "
+                                 f"measures; allowed: a subset of {allowed}")
         return bits
 
     def space(self) -> SearchSpace | None:
         """The search space of this run: its method's, with this run's activation precisions."""
         space = methods.get(self.method).space
         return None if space is None else replace(space, act_bits=self.act_bits)
+
+    def label(self) -> str:
+        """The run in a few words, for messages: method, lambda, cost model and what sets it apart."""
+        extra = ([] if self.pit_lam is None else [f"pit_lam={self.pit_lam:g}"]) + \
+            ([] if self.variant is None else [f"variant {self.variant}"])
+        return f"{self.method} lam={self.lam:g} ({', '.join([self.cost, *extra])}) on {self.benchmark}"
 
     def seed_config(self) -> RunConfig:
         """The PIT run whose pruned model seeds this sequential run."""

@@ -5,8 +5,8 @@ inside a Dask worker process), "dask" sends each to a Dask cluster as a task.
 
 With "dask", this process (the driver) is the only writer of run records: workers train and return them. Workers
 must see the store's results, cache and data folders at the same absolute paths as the driver (a shared
-filesystem, as a cluster home directory under SLURM): checkpoints, the shared float warm-up and the PIT seeds that
-sequential runs start from are exchanged there. Start a cluster with `dask scheduler` and, once per machine or GPU,
+filesystem, as a cluster home directory under SLURM): checkpoints, the shared float warm-up and the recorded PIT
+models that sequential runs start from are exchanged there. Start a cluster with `dask scheduler` and, once per machine or GPU,
 `DASK_DISTRIBUTED__WORKER__DAEMON=False dask worker tcp://host:8786 --nthreads 1` (non-daemonic, so DataLoader
 processes can start; on GPU machines one worker per GPU, with CUDA_VISIBLE_DEVICES=<i> and `--resources "GPU=1"`:
 each task then claims one GPU). Dask starts workers with OMP_NUM_THREADS=1 unless it is set: give torch a CPU
@@ -94,7 +94,7 @@ def _dispatch(pending: list[RunConfig], store: Store, submit: Callable[[RunConfi
               wait_for: Callable[..., tuple[set, set]]) -> None:
     """Submit every run (a sequential one once its PIT seed is recorded) and write each record as it arrives; `submit`
     returns a future that `wait_for` (concurrent.futures.wait or distributed.wait) waits on."""
-    owner, waiting = {}, {}  # future -> its run; PIT run -> the sequential runs seeded by it
+    owner, waiting, failed = {}, {}, {}  # future -> its run; PIT run -> the sequential runs it seeds; run -> error
     for config in pending:
         if config.method == "sequential" and config.seed_config() in pending:
             waiting.setdefault(config.seed_config(), []).append(config)
@@ -105,10 +105,19 @@ def _dispatch(pending: list[RunConfig], store: Store, submit: Callable[[RunConfi
             done, _ = wait_for(list(owner), return_when=FIRST_COMPLETED)
             for future in done:
                 config = owner.pop(future)
-                store.write_record(config, _result(future, config))
                 bar.update(1)
+                try:
+                    store.write_record(config, _result(future))
+                except Exception as err:  # noqa: BLE001 - the others go on; every failure is named at the end
+                    failed[config] = str(err)
+                    for follower in waiting.pop(config, []):
+                        failed[follower] = f"not run: its PIT seed ({config.label()}) failed"
+                        bar.update(1)
+                    continue
                 for follower in waiting.pop(config, []):
                     owner[submit(follower)] = follower
+    if failed:
+        raise experiments.RunsFailed(failed, len(pending))
 
 
 @contextlib.contextmanager
@@ -151,14 +160,15 @@ def _run_locally(pending: list[RunConfig], store: Store, count: int) -> None:
         _dispatch(pending, store, lambda config: pool.submit(experiments.compute, config, remote), wait)
 
 
-def _result(future, config: RunConfig) -> dict:
-    """The record a task returned, or its error raised here with the run named (a ValueError stays one)."""
+def _result(future) -> dict:
+    """The record a task returned, or its error raised here saying where it ran (a ValueError stays one, with its
+    message; another error is named)."""
     try:
         return future.result()
     except Exception as err:
         kind = ValueError if isinstance(err, ValueError) else RuntimeError
         where = "on a Dask worker" if isinstance(future, Future) else "in a local worker process"
-        raise kind(f"run {config} failed {where}: {err}") from err
+        raise kind(f"{where}: {err}" if kind is ValueError else f"{type(err).__name__} {where}: {err}") from err
 
 
 def _remote_store(store: Store) -> Store:

@@ -271,18 +271,32 @@ def scan(config: RunConfig, store: Store | None = None) -> dict:
             "seconds": phase["seconds"], "warnings": out["warnings"]}
 
 
+class RunsFailed(ValueError):
+    """Runs of a sweep that raised, one line each; every other run was trained and its record written."""
+
+    def __init__(self, failures: dict[RunConfig, str], total: int):
+        lines = [f"  {config.label()}: {(message.strip().splitlines() or ['no message'])[0]}"
+                 for config, message in failures.items()]
+        super().__init__(f"{len(failures)} of {total} runs failed (the other records are written):\n" + "\n".join(lines))
+
+
 def sweep(configs: list[RunConfig], store: Store | None = None) -> list[dict]:
-    """Records of every config; only the runs not recorded yet are trained (a killed sweep resumes)."""
+    """Records of every config; only the runs not recorded yet are trained (a killed sweep resumes). A run that
+    raises does not stop the others: RunsFailed names every failed run at the end."""
     store = store or Store()
     pending = [c for c in configs if not store.record_path(c).exists()]
     bar = tqdm(total=len(configs), initial=len(configs) - len(pending), desc="runs", disable=not store.progress)
-    records = []
+    records, failed = [], {}
     for config in configs:
-        fresh = config in pending
-        records.append(run(config, store))
-        if fresh:
+        try:
+            records.append(run(config, store))
+        except Exception as err:  # noqa: BLE001 - reported with the run named, after the other runs
+            failed[config] = f"{type(err).__name__}: {err}" if not isinstance(err, ValueError) else str(err)
+        if config in pending:
             bar.update(1)
     bar.close()
+    if failed:
+        raise RunsFailed(failed, len(configs))
     return records
 
 

@@ -52,6 +52,21 @@ def test_local_processes_give_the_single_threaded_serial_records(tmp_path):
     assert [without_timing(r) for r in local] == [without_timing(r) for r in serial]
 
 
+@pytest.mark.parametrize("executor", ["serial", "local"])
+def test_a_failed_run_stops_nothing_else_and_every_failure_is_one_line(tmp_path, executor):
+    configs = [RunConfig("digits", "pit", 1000.0, profile="smoke"),  # prunes everything: a one-line ValueError
+               RunConfig("digits", "sequential", 0.5, profile="smoke", pit_lam=1000.0),
+               RunConfig("digits", "w8a8", profile="smoke")]
+    s = store(tmp_path, executor)
+    with pytest.raises(ValueError) as failure:
+        executors.run_sweep(configs, s, executor, workers=2)
+    first, *lines = str(failure.value).splitlines()
+    assert first == "2 of 3 runs failed (the other records are written):" and len(lines) == 2
+    assert "pit lam=1000 (size) on digits: " in lines[0] and "pruned every prunable channel group" in lines[0]
+    assert lines[1].startswith("  sequential lam=0.5 (size, pit_lam=1000) on digits: ")
+    assert s.read_record(configs[2]) is not None and s.read_record(configs[0]) is None
+
+
 def test_the_quick_profile_trains_in_local_processes_on_a_cpu_and_every_profile_serially_on_a_gpu():
     cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
     assert {p: executors.default_executor(p, cpu) for p in profiles.PROFILES} == \
@@ -73,8 +88,9 @@ def test_a_failed_task_raises_naming_its_run_and_keeps_the_records_written(tmp_p
     s = store(tmp_path, "dask")
     executors.run_sweep(SMOKE[:1], s, "dask", scheduler)
     stamp = s.record_path(SMOKE[0]).stat().st_mtime_ns
-    with pytest.raises(ValueError, match=r"run RunConfig\(benchmark='digits', method='sequential'.*pit_lam=0.3.*"
-                                         r"failed on a Dask worker: the sequential run needs its PIT seed"):
+    with pytest.raises(ValueError, match=r"1 of 1 runs failed \(the other records are written\):\n  sequential "
+                                         r"lam=0.5 \(size, pit_lam=0.3\) on digits: on a Dask worker: the sequential "
+                                         r"run needs its PIT seed"):
         executors.run_sweep([SMOKE[0], orphan], s, "dask", scheduler)
     assert s.record_path(SMOKE[0]).stat().st_mtime_ns == stamp and not s.record_path(orphan).exists()
 

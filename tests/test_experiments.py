@@ -36,6 +36,9 @@ def store(tmp_path, name):
     (dict(benchmark="digits", method="joint", cost="ne16", act_bits=(4, 8)),
      r"act_bits \(4, 8\) are not all supported by cost model 'ne16'; allowed: a subset of \(8,\)"),
     (dict(benchmark="digits", method="joint", act_bits=(0, 8)), "act_bits must not contain 0"),
+    (dict(benchmark="digits", method="joint", act_bits=(3, 5)), r"act_bits \(3, 5\) are not all supported by cost "
+                                                               r"model 'mpic', which every record measures; allowed: "
+                                                               r"a subset of \(2, 4, 8\)"),
     (dict(benchmark="digits", method="w4a8", act_bits=(4,)), r"act_bits of method 'w4a8' are fixed to \(8,\)"),
     (dict(benchmark="digits", method="pit", act_bits=(8,)), "act_bits must be None for method 'pit'"),
     (dict(benchmark="digits", method="joint", variant="fast"), "variant 'fast': unknown part 'fast'; allowed: "

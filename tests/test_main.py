@@ -97,6 +97,12 @@ def test_run_searches_with_a_cost_model_and_activation_precisions(capsys, tmp_pa
     (["reproduce", "--profile", "huge"], "error: unknown profile 'huge'; allowed: smoke, quick, cpu, paper"),
     (["run", "--method", "joint", "--cost", "ne16", "--act-bits", "4,8", "--profile", "smoke"],
      "error: act_bits (4, 8) are not all supported by cost model 'ne16'; allowed: a subset of (8,)"),
+    (["run", "--method", "joint", "--act-bits", "3,5", "--profile", "smoke"],
+     "error: act_bits (3, 5) are not all supported by cost model 'mpic', which every record measures; allowed: a "
+     "subset of (2, 4, 8)"),
+    (["run", "--method", "joint", "--variant", "hard+fast", "--profile", "smoke"],
+     "error: variant 'hard+fast': unknown part 'fast'; allowed: compensate, hard, gumbel, slow_anneal, ramp, "
+     "no_momentum, joined by '+'"),
     (["run", "--method", "joint", "--act-bits", "8,x", "--profile", "smoke"],
      "error: act_bits must be comma-separated integers such as 2,4,8; got '8,x'"),
     (["scan", "--lams", "0.5,x", "--profile", "smoke"], "error: lams must be comma-separated numbers such as 0.5,2"),
