@@ -1,4 +1,7 @@
 import ast
+import re
+import sys
+import tomllib
 from pathlib import Path
 
 import joint
@@ -67,3 +70,33 @@ def test_the_cycle_finder_finds_a_circle_and_its_path():
 def test_function_level_imports_count():
     module = PACKAGE / "export.py"
     assert "joint.train" in imports_of(module, set(import_graph()))  # imported inside onnx_accuracy only
+
+
+DISTRIBUTION = {"sklearn": "scikit-learn", "PIL": "torchvision", "ml_dtypes": "ml_dtypes"}  # module -> what installs it
+
+
+def third_party_imports() -> dict[str, set[str]]:
+    """Every top-level module outside the standard library that a module of the package imports, and where."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and not node.level else []
+            for top in {n.split(".")[0] for n in names} - set(sys.stdlib_module_names) - {"joint", "__future__"}:
+                found.setdefault(top, set()).add(module_name(path))
+    return found
+
+
+def test_pyproject_declares_every_distribution_the_package_imports():
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=\[ ]", d)[0].lower() for d in project["dependencies"]}
+    extras = {re.split(r"[<>=\[ ]", d)[0].lower() for group in project["optional-dependencies"].values() for d in group}
+    imports = third_party_imports()
+    assert {"torch", "numpy", "sklearn", "distributed", "torchaudio", "onnx"} <= set(imports)
+    missing = {m: where for m, where in imports.items() if DISTRIBUTION.get(m, m).lower() not in declared | extras}
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+    optional = {m for m in imports if DISTRIBUTION.get(m, m).lower() not in declared}
+    assert optional == {"torchaudio", "soundfile", "onnx", "onnxruntime", "ml_dtypes"}  # extras: audio and onnx
+    pinned = {line.split("==")[0].lower() for line in (PACKAGE.parent / "requirements.txt").read_text().splitlines()
+              if "==" in line}
+    assert declared | extras <= pinned, "every declared distribution is pinned in requirements.txt"
