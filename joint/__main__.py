@@ -17,7 +17,7 @@ from .arch import Arch
 from .config import RunConfig
 from .graph import describe, searchable
 from .search import SearchSpace
-from .store import ROOT, Store, load_model, project_path, read_json, shown
+from .store import ROOT, Store, load_model, project_path, read_record_file, shown
 
 UNITS = {"size": "bits", "bitops": "bit-ops", "mpic": "cycles", "ne16": "cycles"}
 
@@ -124,7 +124,7 @@ def _recorded(args: argparse.Namespace) -> tuple[dict, Store]:
     store = _store(args)
     runs = store.results / args.profile / "runs"
     if args.key:
-        record = read_json(runs / f"{args.key}.json")
+        record = read_record_file(runs / f"{args.key}.json")
         if record is None:
             raise ValueError(f"no record with key {args.key!r} in {shown(runs)}")
         return record, store
@@ -132,7 +132,7 @@ def _recorded(args: argparse.Namespace) -> tuple[dict, Store]:
                        args.pit_lam, _bits(args.act_bits), args.variant)
     record = store.read_record(config)
     if record is None:
-        recorded = sorted({r["config"]["lam"] for r in map(read_json, sorted(runs.glob("*.json")))
+        recorded = sorted({r["config"]["lam"] for r in map(read_record_file, sorted(runs.glob("*.json")))
                            if r["config"]["method"] == config.method and r["config"]["cost"] == config.cost})
         lams = ", ".join(f"{lam:g}" for lam in recorded) or "none"
         raise ValueError(f"no recorded run of {config.method} lam={config.lam:g} ({config.cost}) on "
@@ -231,10 +231,16 @@ def _execute_notebook(source: Path, target: Path, benchmark: str, args: argparse
 
     partial = target.with_name(target.name + ".partial.ipynb")
     print(f"executing {source.name} for {benchmark} -> {shown(target)}", flush=True)
-    executed = papermill.execute_notebook(
-        str(source), str(partial), cwd=str(ROOT), progress_bar=False,
-        parameters={"benchmark": benchmark, "profile": args.profile,
-                    **{f"{name}_dir": _relative(getattr(args, name)) for name in ("results", "figures", "cache", "data")}})
+    try:
+        executed = papermill.execute_notebook(
+            str(source), str(partial), cwd=str(ROOT), progress_bar=False,
+            parameters={"benchmark": benchmark, "profile": args.profile,
+                        **{f"{name}_dir": _relative(getattr(args, name))
+                           for name in ("results", "figures", "cache", "data")}})
+    except papermill.PapermillExecutionError as err:
+        message = (str(err.evalue).strip().splitlines() or [""])[0]
+        raise ValueError(f"notebook {source.name} failed for {benchmark} at In [{err.exec_count}]: {err.ename}: "
+                         f"{message} (the executed part: {shown(partial)})") from None
     executed.metadata.papermill.update(input_path=shown(source), output_path=shown(target))  # no machine paths
     nbformat.write(executed, str(partial))
     partial.replace(target)
@@ -250,6 +256,7 @@ def reproduce(args: argparse.Namespace) -> str:
     benchmarks = _benchmarks(args)
     store = _store(args)
     executor = args.executor or executors.default_executor(args.profile, store.torch_device())
+    executors.check_settings(executor, args.workers)
     where = {"dask": " (measured on this driver machine, not on the Dask workers)",
              "local": " (step times measured in this process; the runs train in single-threaded processes)"}
     where = where.get(executor, "")

@@ -58,14 +58,19 @@ def side_by_side(executor: str, workers: int | None = None) -> int:
     return local_processes(workers) if executor == "local" else 1
 
 
-def run_sweep(configs: list[RunConfig], store: Store, executor: str = "serial", scheduler: str | None = None,
-              workers: int | None = None) -> list[dict]:
-    """Records of every config, in order; only the runs not recorded yet are trained: here, in `workers` local
-    single-threaded processes (default: one per core), or on a Dask cluster."""
+def check_settings(executor: str, workers: int | None = None) -> None:
+    """A one-line error for an unknown executor or a bad number of local processes (before anything runs)."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive number of processes; got {workers!r}")
+
+
+def run_sweep(configs: list[RunConfig], store: Store, executor: str = "serial", scheduler: str | None = None,
+              workers: int | None = None) -> list[dict]:
+    """Records of every config, in order; only the runs not recorded yet are trained: here, in `workers` local
+    single-threaded processes (default: one per core), or on a Dask cluster."""
+    check_settings(executor, workers)
     if executor == "serial":
         return experiments.sweep(configs, store)
     if executor == "dask" and scheduler is None:

@@ -94,8 +94,8 @@ class Store:
             self.checkpoint(config, phase).unlink(missing_ok=True)
 
     def read_record(self, config: RunConfig) -> dict | None:
-        """The record of `config`, or None if it was not run; a file that is not valid JSON is a one-line error."""
-        return read_json(self.record_path(config))
+        """The record of `config`, or None if it was not run; a damaged file is a one-line error."""
+        return read_record_file(self.record_path(config))
 
     def benchmark(self, name: str) -> datasets.Benchmark:
         if name not in self._benchmarks:
@@ -115,6 +115,20 @@ def read_json(path: Path) -> dict | None:
     except json.JSONDecodeError as err:
         raise ValueError(f"{shown(path)} is not valid JSON ({err.msg} at line {err.lineno}); restore it with "
                          f"'git checkout -- {shown(path)}' or delete it to run that run again") from None
+
+
+RECORD_FIELDS = ("key", "config", "phases", "metrics")  # what every run record holds
+
+
+def read_record_file(path: Path) -> dict | None:
+    """The run record in `path`, None if there is no such file; a file that is not valid JSON, or not a record, is a
+    one-line error saying what to do (nothing is deleted or rewritten)."""
+    record = read_json(path)
+    missing = [] if record is None else [f for f in RECORD_FIELDS if not isinstance(record, dict) or f not in record]
+    if missing:
+        raise ValueError(f"{shown(path)} is not a run record (no {', '.join(missing)}); restore it with "
+                         f"'git checkout -- {shown(path)}' or delete it to run that run again")
+    return record
 
 
 def shown(path: str | Path) -> str:
@@ -162,7 +176,7 @@ def load_model(record: dict, store: Store | None = None) -> torch.nn.Module:
         pruned.load_state_dict(data["state"])
         return pruned.eval()
     if methods.get(config.method).seeded:
-        seed = read_json(store.results / config.profile / "runs" / f"{record['seed']['key']}.json")
+        seed = read_record_file(store.results / config.profile / "runs" / f"{record['seed']['key']}.json")
         if seed is None:
             raise ValueError(f"the PIT seed of this sequential run (method pit, lam={config.pit_lam:g}) is not "
                              f"recorded in {shown(store.results / config.profile / 'runs')}")

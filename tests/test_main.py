@@ -179,3 +179,36 @@ def test_naming_a_run_that_is_not_there_or_cannot_be_exported_is_one_line(capsys
     code, out, err = run(capsys, *argv, "--profile", "smoke", "--out", str(tmp_path / "x.onnx"), *dirs(tmp_path)) \
         if argv[0] == "export" else run(capsys, *argv, "--profile", "smoke", *dirs(tmp_path))
     assert code == 2 and re.match(message, err) and err.count("\n") == 1
+
+
+def test_a_file_in_the_runs_folder_that_is_not_a_record_is_one_line(capsys, tmp_path):
+    runs = tmp_path / "results" / "smoke" / "runs"
+    runs.mkdir(parents=True)
+    (runs / "0123abcd.json").write_text("{}")
+    code, _, err = run(capsys, "arch", "--profile", "smoke", "--key", "0123abcd", *dirs(tmp_path))
+    assert code == 2 and err.count("\n") == 1
+    assert re.match(r"error: .*0123abcd.json is not a run record \(no key, config, phases, metrics\); restore it", err)
+    assert (runs / "0123abcd.json").read_text() == "{}"
+
+
+def test_reproduce_rejects_an_unknown_executor_before_estimating_anything(capsys, tmp_path):
+    code, out, err = run(capsys, "reproduce", "--profile", "smoke", "--executor", "bogus", *dirs(tmp_path))
+    assert (code, out, err) == (2, "", "error: unknown executor 'bogus'; allowed: serial, local, dask\n")
+
+
+def test_a_notebook_that_fails_under_papermill_is_one_line_naming_it(tmp_path):
+    from joint.__main__ import _execute_notebook, build_parser
+
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('benchmark = "digits"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell('raise ValueError(f"parameter benchmark={benchmark!r} is wrong\\nsecond line")')])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    source = tmp_path / "broken.ipynb"
+    nbformat.write(notebook, source)
+    args = build_parser().parse_args(["reproduce", "--profile", "smoke", *dirs(tmp_path)])
+    with pytest.raises(ValueError) as failure:
+        _execute_notebook(source, tmp_path / "out.ipynb", "cifar10", args)
+    message = str(failure.value)
+    assert message.startswith("notebook broken.ipynb failed for cifar10 at In [3]: ValueError: parameter "
+                              "benchmark='cifar10' is wrong (the executed part: ")
+    assert "\n" not in message and not (tmp_path / "out.ipynb").exists()
