@@ -21,7 +21,7 @@ from .profiles import Profile, get_profile
 from .search import SearchSpace
 from .store import Store
 
-# train / val / test samples (protocol.md §2-4); the real loaders produce these sizes
+# train / val / test samples (docs/protocol.md, Benchmarks); the real loaders produce these sizes
 SPLIT_SIZES = {"digits": (1_077, 360, 360), "cifar10": (40_000, 10_000, 10_000),
                "speech_commands": (85_511, 10_102, 4_890), "tiny_imagenet": (90_000, 10_000, 10_000)}
 
@@ -140,7 +140,7 @@ def estimate(benchmark: str, profile: str, configs: list[RunConfig], store: Stor
     pending = [c for c in configs if not store.record_path(c).exists()]
     phases = [phase for c in pending for phase in _phases(c, prof)]
     warmup = []
-    if pending and not store.warmup_path(benchmark, profile, configs[0].seed).exists():
+    if pending and not store.has_warmup(benchmark, profile, configs[0].seed):
         warmup.append(("float", prof.warmup.epochs))
         if prof.pretrain is not None:
             warmup.append(("pretrain", prof.pretrain.epochs))

@@ -45,10 +45,16 @@ def _training(prof: Profile, store: Store, bench: datasets.Benchmark, seed: int)
 
 
 def warmup(benchmark: str, profile: str, seed: int, store: Store) -> tuple[torch.nn.Module, dict]:
-    """The float model trained once per benchmark, profile and seed, cached and shared by every method and lambda;
-    a recorded float run's model is the same model, so a fresh clone with the records trains no warm-up."""
+    """The float model trained once per benchmark, profile and seed, shared by every method and lambda: the recorded
+    float run's model where there is one (a fresh clone trains no warm-up, and a cache never overrides a record),
+    else the cache's (trained in the same environment), else trained now and cached."""
     prof = get_profile(profile, benchmark)
     bench = store.benchmark(benchmark)
+    recorded = RunConfig(benchmark, "float", profile=profile, seed=seed)
+    record = store.read_record(recorded)
+    if record is not None and store.model_path(recorded).exists():
+        phase = {k: v for k, v in record["phases"]["warmup"].items() if k != "shared"}
+        return load_model(record, store), phase
     torch.manual_seed(seed)
     model = bench.model()
     done = store.warmup_path(benchmark, profile, seed)
@@ -56,11 +62,6 @@ def warmup(benchmark: str, profile: str, seed: int, store: Store) -> tuple[torch
         saved = torch.load(done, weights_only=False)
         model.load_state_dict(saved["model"])
         return model.eval(), saved["phase"]
-    recorded = RunConfig(benchmark, "float", profile=profile, seed=seed)
-    record = store.read_record(recorded)
-    if record is not None and store.model_path(recorded).exists():
-        phase = {k: v for k, v in record["phases"]["warmup"].items() if k != "shared"}
-        return load_model(record, store), phase
     done.parent.mkdir(parents=True, exist_ok=True)
     common = _training(prof, store, bench, seed)
     phase = {}
@@ -105,6 +106,7 @@ def compute(config: RunConfig, store: Store) -> dict:
     driver, which writes it). Checkpoints, the warm-up and PIT seeds go to the store's cache."""
     prof, method = config.settings(), methods.get(config.method)
     bench = store.benchmark(config.benchmark)
+    quant.track_kernels()  # the record says whether every quantizer kernel of this run ran compiled
     warm, warm_phase = warmup(config.benchmark, config.profile, config.seed, store)
     example = torch.stack([bench.val[i][0] for i in range(min(64, len(bench.val)))])  # real, un-augmented inputs
     record = {"key": store.key(config), "config": config.to_dict(), "profile_settings": _settings(prof),

@@ -94,7 +94,7 @@ class Profile:
 
 
 def _paper_profile() -> Profile:
-    """protocol.md's hyper-parameters: CIFAR-10 as the base, Speech Commands and Tiny ImageNet as overrides."""
+    """docs/protocol.md's hyper-parameters: CIFAR-10 as the base, Speech Commands and Tiny ImageNet as overrides."""
     cifar = PhaseConfig(500)  # Adam 1e-3, wd 1e-4, LambdaLR 0.99^e, early stop 50 after epoch 20: the defaults
     gsc = dict(epochs=200, schedule="milestones", milestones=((50, 2.0), (100, 2.0), (150, 2.5)), selection="loss")
     tin = dict(epochs=50, optimizer="sgd", momentum=0.9, schedule="step", step_size=7, gamma=0.1)
@@ -153,7 +153,7 @@ def _cpu_profile() -> Profile:
         "against the paper: batch 64 (paper 32); warm-up 100 epochs of Adam 3e-3 annealed to zero by a cosine "
         "(paper: Adam 1e-3 x 0.99^epoch, up to 500 epochs); search 8 epochs with faster learning-rate and "
         "temperature decay (paper 500 with early stopping); fine-tune 12 epochs of Adam 1e-3 annealed to zero by "
-        "a cosine, every method alike (paper 500 with early stopping); 4-6 lambdas per front (paper 7-8); one "
+        "a cosine, every method alike (paper 500 with early stopping); 2-5 lambdas per front (paper 7-8); one "
         "PIT seed; one training seed",
         # lambda grids from scans of the search phase on real CIFAR-10 (python -m joint scan; docs/experiments.md):
         # the size search reaches 75, 43, 9.5 and 3.2 kB at lambda 0.1, 0.5, 2 and 6; MixPrec and EdMIPS cannot

@@ -146,7 +146,7 @@ def _kernel(fn, levels: tuple[int, ...], signed: bool):
     """`fn` for one grid (levels, signed), compiled once for every input shape: one fused pass over the tensor for
     all precisions, the grid constants folded in (no Python number is read from a tensor). Plain PyTorch where
     compiling is switched off (JOINT_COMPILE=0) or fails (no C++ compiler, say)."""
-    key = (fn, levels, signed)
+    key = (fn, levels, signed, compile_mode())
     if key not in _kernels:
         def grid_fn(*tensors):
             return fn(*tensors, levels, signed)
@@ -156,7 +156,8 @@ def _kernel(fn, levels: tuple[int, ...], signed: bool):
     return _kernels[key]
 
 
-_fell_back = False  # whether a compilation failed in this process, so the quantizer ran uncompiled
+_plain: set[tuple] = set()  # kernels whose compilation failed: they run uncompiled for the rest of the process
+_used: set[tuple] = set()  # kernels called since track_kernels()
 COMPILE_MODES = ("0", "1", "net")
 
 
@@ -170,9 +171,15 @@ def compile_mode() -> str:
     return mode
 
 
+def track_kernels() -> None:
+    """Start noting which quantizer kernels run, so that compiled() speaks of what one run used."""
+    _used.clear()
+
+
 def compiled() -> bool:
-    """Whether the activation quantizer runs compiled in this process (its last bits differ from the plain path)."""
-    return compile_mode() != "0" and not _fell_back
+    """Whether the activation quantizer runs compiled: every kernel called since track_kernels() did (the last bits
+    differ from the plain path's)."""
+    return compile_mode() != "0" and not (_used & _plain)
 
 
 _regions = itertools.count()
@@ -194,15 +201,15 @@ def compile_region(fn: Callable, name: str) -> Callable:
 
 
 def _run(fn, levels: tuple[int, ...], signed: bool, *tensors):
-    kernel = _kernel(fn, levels, signed)
+    kernel, key = _kernel(fn, levels, signed), (fn, levels, signed, compile_mode())
+    _used.add(key)
     try:
         return kernel(*tensors)
     except torch._dynamo.exc.BackendCompilerFailed as err:
-        global _fell_back
-        _fell_back = True
+        _plain.add(key)
         warnings.warn(f"joint: compiling the activation quantizer failed ({type(err).__name__}); running it "
                       f"uncompiled, which is slower", stacklevel=2)
-        _kernels[(fn, levels, signed)] = lambda *t: fn(*t, levels, signed)
+        _kernels[key] = lambda *t: fn(*t, levels, signed)
         return fn(*tensors, levels, signed)
 
 

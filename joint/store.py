@@ -17,6 +17,7 @@ from .arch import Arch
 from .config import RunConfig
 from .pit import prunable
 from .profiles import get_profile
+from .quant import compile_mode
 from .train import pick_device
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +67,13 @@ class Store:
     def record_path(self, config: RunConfig) -> Path:
         return self.results / config.profile / "runs" / f"{self.key(config)}.json"
 
+    def environment_tag(self) -> str:
+        """What changes a model's last bits besides its settings and data: device, threads and compile mode (cached
+        training is reused only where all three agree)."""
+        return f"{self.torch_device().type}-t{torch.get_num_threads()}-c{compile_mode()}"
+
     def checkpoint(self, config: RunConfig, phase: str) -> Path:
-        path = self.cache / config.profile / "checkpoints" / f"{self.key(config)}-{phase}.pt"
+        path = self.cache / config.profile / "checkpoints" / f"{self.key(config)}-{phase}-{self.environment_tag()}.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -79,13 +85,19 @@ class Store:
         return self.results / config.profile / "models" / f"{self.key(config)}.pt"
 
     def warmup_path(self, benchmark: str, profile: str, seed: int) -> Path:
-        """Where the float warm-up of a benchmark, profile and seed is cached (named by its own settings and the
-        data copy it read only)."""
+        """Where the float warm-up of a benchmark, profile and seed is cached (named by its own settings, the data
+        copy it read and the environment that trained it)."""
         fingerprint = get_profile(profile, benchmark).warmup_fingerprint()
         copy = self.data_identity(benchmark)
         if copy:
             fingerprint += "-" + _digest(copy, 8)
-        return self.cache / profile / "warmup" / f"{benchmark}-seed{seed}-{fingerprint}.pt"
+        return self.cache / profile / "warmup" / f"{benchmark}-seed{seed}-{fingerprint}-{self.environment_tag()}.pt"
+
+    def has_warmup(self, benchmark: str, profile: str, seed: int) -> bool:
+        """Whether the float warm-up needs no training: its float run is recorded with its model, or it is cached."""
+        recorded = RunConfig(benchmark, "float", profile=profile, seed=seed)
+        return (self.record_path(recorded).exists() and self.model_path(recorded).exists()) or \
+            self.warmup_path(benchmark, profile, seed).exists()
 
     def write_record(self, config: RunConfig, record: dict) -> None:
         """Write a run's record (atomically) and drop its resumable checkpoints, which it no longer needs."""

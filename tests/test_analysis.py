@@ -164,7 +164,7 @@ def test_the_paper_size_figure_through_the_same_rule_gives_its_stated_reductions
     table = analysis.size_table(paper.size_records()).set_index("comparison")
     assert table.loc["joint vs w2a8", "reduction_%"] == pytest.approx(100 * paper.ABSTRACT["size_reduction_vs_w2a8"],
                                                                       abs=0.01)  # 5.89 kB against 19.34 kB
-    assert table.loc["joint vs w8a8", "method_kB"] == 59.4  # "about 23 % at 59.4 kB" (protocol section 7)
+    assert table.loc["joint vs w8a8", "method_kB"] == 59.4  # "about 23 % at 59.4 kB" (docs/protocol.md, CIFAR-10 size figure)
 
 
 def test_on_ne16_cycles_a_model_counts_with_its_accuracy_at_8_bit_activations():

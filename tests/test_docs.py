@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from joint import paper
 from joint.__main__ import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,3 +81,39 @@ def test_relative_links_resolve():
     for page in PAGES:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
             assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} links to missing {target}"
+
+
+def figure_rows(heading: str) -> dict[str, list[tuple[float, ...]] | str]:
+    """The rows of docs/protocol.md's table under `### heading`, keyed by their `paper.py` key: the number tuples of
+    the last cell, or the cell itself when it holds none."""
+    text = (ROOT / "docs/protocol.md").read_text()
+    section = re.search(rf"^### {re.escape(heading)}\n(.*?)(?=^#|\Z)", text, re.S | re.M).group(1)
+    rows = {}
+    for key, cell in re.findall(r"^\| `(\w+)` \|[^|\n]*\|([^|\n]*)\|$", section, re.M):
+        points = [tuple(float(v) for v in found.split(",")) for found in re.findall(r"\(([\d.e, ]+)\)", cell)]
+        rows[key] = points or cell.strip()
+    return rows
+
+
+def test_the_protocol_page_quotes_the_papers_figures_as_paper_py_holds_them_and_is_the_one_cited():
+    size = figure_rows("CIFAR-10 size figure")
+    assert float(re.fullmatch(r"([\d.]+) %", size.pop("float")).group(1)) == paper.CIFAR10_FLOAT_ACCURACY
+    assert size == {key: [tuple(map(float, point)) for point in rows] for key, rows in paper.CIFAR10_SIZE.items()}
+    latency = figure_rows("CIFAR-10 MPIC and NE16 figure")
+    assert latency == {key: [tuple(map(float, point)) for point in rows]
+                       for key, rows in paper.CIFAR10_LATENCY.items()}
+    page = (ROOT / "docs/protocol.md").read_text()
+    assert all(f"{100 * claim:.2f} %" in page for claim in paper.ABSTRACT.values())
+    # every other file cites the page by its path (a docs page by a relative link), none the notes' section numbers
+    sources = [*ROOT.glob("*.md"), ROOT / "Makefile", *(path for folder in ("joint", "tests", "notebooks", "docs",
+               "benchmarks") for path in (ROOT / folder).rglob("*") if path.suffix in (".py", ".md", ".ipynb"))]
+    stale = []
+    for path in sources:
+        if path == ROOT / "docs/protocol.md":
+            continue
+        text = path.read_text()
+        if path.parent == ROOT / "docs":
+            text = re.sub(r"\]\(protocol\.md", "](docs/protocol.md", text)
+        stale += [f"{path.relative_to(ROOT)}: {m.group()}" for m in re.finditer(r"(?<!docs/)protocol\.md|protocol\s*§",
+                                                                              text)]
+    assert not stale, stale

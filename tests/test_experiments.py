@@ -461,3 +461,29 @@ def test_a_fresh_clone_with_the_records_trains_no_warm_up(tmp_path, monkeypatch)
     again, phase_again = experiments.warmup("digits", "smoke", 0, s)
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
     assert phase_again == phase
+
+
+def test_a_cached_warm_up_never_overrides_the_recorded_float_model(tmp_path):
+    s = store(tmp_path, "a")
+    recorded = run(RunConfig("digits", "float", profile="smoke"), s)
+    cached = s.warmup_path("digits", "smoke", 0)
+    saved = torch.load(cached, weights_only=False)
+    saved["model"] = {k: v + 1 if v.is_floating_point() else v for k, v in saved["model"].items()}  # a stale cache
+    torch.save(saved, cached)
+    model, _ = experiments.warmup("digits", "smoke", 0, s)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 load_model(recorded, s).state_dict().values()))
+
+
+def test_cached_training_is_named_by_the_threads_the_device_and_the_compile_mode(tmp_path, monkeypatch):
+    s, config = store(tmp_path, "a"), RunConfig("digits", "joint", 1.0, profile="smoke")
+    threads = torch.get_num_threads()
+    names = set()
+    try:
+        for count, mode in ((1, "1"), (2, "1"), (1, "0"), (1, "net")):
+            torch.set_num_threads(count)
+            monkeypatch.setenv("JOINT_COMPILE", mode)
+            names.add((s.warmup_path("digits", "smoke", 0).name, s.checkpoint(config, "search").name))
+    finally:
+        torch.set_num_threads(threads)
+    assert len(names) == 4 and all("-cpu-t" in warm for warm, _ in names)

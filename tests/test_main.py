@@ -29,7 +29,7 @@ def test_info_table_and_totals(capsys):
 
 @pytest.mark.parametrize("name,params,weights,macs", [("dscnn", 23_756, 22_016, 2_656_768),
                                                        ("resnet18_tiny", 11_271_432, 11_261_632, 2_221_772_800)])
-def test_info_json(capsys, name, params, weights, macs):  # protocol.md: 2.66 M and 2.22 G MACs
+def test_info_json(capsys, name, params, weights, macs):  # docs/protocol.md: 2.66 M and 2.22 G MACs
     code, out, _ = run(capsys, "info", name, "--json")
     data = json.loads(out)
     assert (code, data["parameters"], data["weights"], data["macs"]) == (0, params, weights, macs)

@@ -300,3 +300,25 @@ def test_an_unknown_compile_mode_is_one_line(monkeypatch):
     monkeypatch.setenv("JOINT_COMPILE", "yes")
     with pytest.raises(ValueError, match="^JOINT_COMPILE must be one of 0, 1, net; got 'yes'$"):
         quant.compile_mode()
+
+
+def test_a_kernel_is_kept_per_compile_mode_and_a_record_names_the_kernels_its_run_used(monkeypatch):
+    monkeypatch.setattr(quant, "_plain", set())  # this test's fallback stays in this test
+    x, clip = torch.rand(4, 3) * 8, torch.tensor([6.0])
+    monkeypatch.setenv("JOINT_COMPILE", "1")
+    compiled_kernel = quant._kernel(quant.pact_values, (31,), False)
+    monkeypatch.setenv("JOINT_COMPILE", "0")
+    assert quant._kernel(quant.pact_values, (31,), False) is not compiled_kernel and not quant.compiled()
+    monkeypatch.setenv("JOINT_COMPILE", "1")
+
+    def failing(*tensors):
+        raise torch._dynamo.exc.BackendCompilerFailed(lambda *a: None, RuntimeError("no C++ compiler"), None)
+
+    monkeypatch.setitem(quant._kernels, (quant.pact_values, (7,), True, "1"), failing)
+    quant.track_kernels()
+    with pytest.warns(UserWarning, match="compiling the activation quantizer failed"):
+        quant._run(quant.pact_values, (7,), True, x, clip, None)
+    assert not quant.compiled()  # this run used a kernel that fell back
+    quant.track_kernels()  # the next run uses only kernels that compiled
+    pact(x, clip, 5)
+    assert quant.compiled()
