@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup reproduce estimate test bench lab clean
+.PHONY: setup reproduce estimate verify test bench lab clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,9 @@ reproduce: setup
 
 estimate: setup
 	$(PY) -m joint estimate $(RUN_FLAGS)
+
+verify: setup  # KEY=<record key> [RELOAD=1]: train one recorded run again (or measure its model again) and compare
+	$(PY) -m joint verify $(KEY) --profile $(PROFILE) --data "$(DATA)" $(if $(RELOAD),--reload,)
 
 test: setup
 	$(PY) -m pytest --nbval-lax tests notebooks

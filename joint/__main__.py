@@ -1,10 +1,11 @@
-"""Command line: python -m joint {info,cost,run,scan,sweep,arch,export,estimate,reproduce}."""
+"""Command line: python -m joint {info,cost,run,scan,sweep,arch,export,verify,estimate,reproduce}."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -178,6 +179,38 @@ def export_command(args: argparse.Namespace) -> str:
             f"accuracy {100 * record['metrics']['test_accuracy']:.2f} %")
 
 
+def verify(args: argparse.Namespace) -> str:
+    """One recorded run checked against its record: trained again from its config in a scratch folder, or, with
+    --reload, its committed model measured again; every metric side by side."""
+    store = _store(args)
+    runs = store.results / args.profile / "runs"
+    record = read_record_file(runs / f"{args.key}.json")
+    if record is None:
+        raise ValueError(f"no record with key {args.key!r} in {shown(runs)}")
+    label, started = RunConfig.of(record["config"]).label(), time.perf_counter()
+    print(f"verify {args.key}: {label}, " + ("measuring its committed model again" if args.reload else
+                                              "training it again from its config in a scratch folder"), flush=True)
+    if args.reload:
+        now = experiments.remeasure(record, store)
+    else:
+        with tempfile.TemporaryDirectory(prefix="joint-verify-") as scratch:
+            now = experiments.retrain(record, store, Path(scratch))["metrics"]
+    lines = [f"{'metric':<18}{'recorded':>16}{'now':>16}{'difference':>14}"]
+    differ = 0
+    for name, value in now.items():
+        recorded = record["metrics"].get(name)
+        if not all(isinstance(v, (int, float)) for v in (recorded, value)):
+            continue
+        differ += recorded != value
+        lines.append(f"{name:<18}{recorded:>16.6g}{value:>16.6g}{value - recorded:>+14.3g}")
+    compared = len(lines) - 1
+    lines.append((f"all {compared} metrics equal" if not differ else f"{differ} of {compared} metrics differ") +
+                 f" ({time.perf_counter() - started:.0f} s; a record trained "
+                 f"on another CPU kind, thread count or compile mode differs in its last bits: see the record's "
+                 f"environment {record.get('environment')})")
+    return "\n".join(lines)
+
+
 SWEEPS = {"size": experiments.size_sweep, "cost": experiments.cost_sweep, "study": experiments.study_sweep}
 
 
@@ -242,8 +275,38 @@ def _execute_notebook(source: Path, target: Path, benchmark: str, args: argparse
         raise ValueError(f"notebook {source.name} failed for {benchmark} at In [{err.exec_count}]: {err.ename}: "
                          f"{message} (the executed part: {shown(partial)})") from None
     executed.metadata.papermill.update(input_path=shown(source), output_path=shown(target))  # no machine paths
-    nbformat.write(executed, str(partial))
+    nbformat.write(without_volatile(executed), str(partial))
     partial.replace(target)
+
+
+VOLATILE = ("start_time", "end_time", "duration")  # papermill's clock readings, per notebook and per cell
+
+
+def without_volatile(notebook):
+    """An executed notebook less what changes from one execution to the next (clock readings, the injected cell's
+    random id, progress-bar widgets, where the kernel happened to split a stream), so that re-executing on the same
+    records rewrites the same file."""
+    for entry in VOLATILE:
+        notebook.metadata.get("papermill", {}).pop(entry, None)
+    notebook.metadata.pop("widgets", None)
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
+        for entry in VOLATILE:
+            cell.metadata.get("papermill", {}).pop(entry, None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"
+        outputs = []
+        for output in cell.get("outputs", []):
+            if "application/vnd.jupyter.widget-view+json" in output.get("data", {}):
+                continue
+            if outputs and output.output_type == "stream" and outputs[-1].output_type == "stream" \
+                    and outputs[-1].name == output.name:
+                outputs[-1].text += output.text
+                continue
+            outputs.append(output)
+        if "outputs" in cell:
+            cell.outputs = outputs
+    return notebook
 
 
 def reproduce(args: argparse.Namespace) -> str:
@@ -304,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
                             ("scan", "the search phase of one run per lambda, to choose a grid (the runs resume "
                                      "after it)"),
                             ("sweep", "every run of an analysis that is not recorded yet"),
+                            ("verify", "train one recorded run again in a scratch folder (or --reload: measure its "
+                                       "model again) and compare every metric with its record"),
                             ("estimate", "how long the pending runs of a profile take at most, measured here"),
                             ("reproduce", "train what is pending, execute every notebook (what make reproduce does)")):
         p = sub.add_parser(name, help=help_text)
@@ -317,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("estimate", "reproduce"):
             p.add_argument("--benchmarks", help="space- or comma-separated subset of the profile's benchmarks")
         if name == "estimate":
+            continue
+        if name == "verify":
+            p.add_argument("key", help="the record's key (its file name in results/<profile>/runs/)")
+            p.add_argument("--reload", action="store_true", help="only measure the committed model again")
             continue
         if name == "reproduce":
             p.add_argument("--figures", default="figures", help="figures directory (default: figures)")
@@ -366,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"info": lambda a: info(a.model, a.json), "cost": cost, "run": run, "scan": scan, "sweep": sweep,
-                "arch": arch_table, "export": export_command,
+                "arch": arch_table, "export": export_command, "verify": verify,
                 "estimate": estimate, "reproduce": reproduce}
     try:
         print(commands[args.command](args))

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import math
 import platform
-from dataclasses import asdict
+import shutil
+from dataclasses import asdict, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -234,6 +235,30 @@ def _run_quantized(config: RunConfig, prof: Profile, space: SearchSpace, phases:
     out["arch"] = arch.to_dict()
     out["model"] = compact.pack(net)
     return out
+
+
+def remeasure(record: dict, store: Store) -> dict:
+    """The test and validation accuracy of a record's committed model, measured again (no training)."""
+    config = RunConfig.of(record["config"])
+    return _accuracies(load_model(record, store), store.benchmark(config.benchmark), store)
+
+
+def retrain(record: dict, store: Store, scratch: Path) -> dict:
+    """The record's run trained again from its config in `scratch` (results and cache of its own, nothing written
+    into `store`), from the same recorded warm-up and PIT seed; the record that training gives."""
+    config = RunConfig.of(record["config"])
+    fresh = replace(store, results=scratch / "results", cache=scratch / "cache", progress=store.progress)
+    needed = [] if config.method == "float" else [RunConfig(config.benchmark, "float", profile=config.profile,
+                                                            seed=config.seed)]
+    if config.pit_lam is not None:
+        needed.append(config.seed_config())
+    for dependency in needed:
+        for source, target in ((store.record_path(dependency), fresh.record_path(dependency)),
+                               (store.model_path(dependency), fresh.model_path(dependency))):
+            if source.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+    return compute(config, fresh)
 
 
 def pruned_fraction(arch: Arch, original: torch.nn.Module, example: torch.Tensor) -> float:

@@ -2,12 +2,14 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 import nbformat
 import pytest
 import torch
 
 import joint
+import joint.__main__
 from joint import experiments
 from joint.__main__ import main
 from joint.search import random_architecture
@@ -114,18 +116,28 @@ def test_bad_experiment_input_is_one_line(capsys, tmp_path, argv, message):
     assert code == 2 and err.startswith(message) and err.count("\n") == 1
 
 
-def test_reproduce_executes_every_notebook_two_at_a_time_and_says_where_the_outputs_are(capsys, tmp_path):
+def test_reproduce_executes_every_notebook_two_at_a_time_and_says_where_the_outputs_are(capsys, tmp_path,
+                                                                                        monkeypatch):
     argv = ["reproduce", "--profile", "smoke", "--results", str(tmp_path / "results"),
             "--figures", str(tmp_path / "figures"), "--cache", str(tmp_path / "cache"), "--executor", "local",
             "--workers", "2"]
+    times, execute = {}, joint.__main__._execute_notebook
+
+    def timed(source, *rest):
+        started = time.perf_counter()
+        execute(source, *rest)
+        times[source.stem] = (started, time.perf_counter())
+
+    monkeypatch.setattr(joint.__main__, "_execute_notebook", timed)
     code, out, _ = run(capsys, *argv)
     assert code == 0, out
     notebook = tmp_path / "results" / "smoke" / "notebooks" / "01_size_pareto-digits.ipynb"
-    times = {path.name.split("-")[0]: nbformat.read(path, as_version=4).metadata.papermill
-             for path in notebook.parent.glob("*.ipynb")}
     assert sorted(times) == list(experiments.NOTEBOOKS) and not list(notebook.parent.glob("*.partial.ipynb"))
-    tour, first = times["00_tour"], times["01_size_pareto"]  # started together in two kernels
-    assert first.start_time < tour.end_time and tour.start_time < first.end_time
+    (tour_start, tour_end), (first_start, first_end) = times["00_tour"], times["01_size_pareto"]
+    assert first_start < tour_end and tour_start < first_end  # started together in two kernels
+    written = {p: p.read_bytes() for p in (tmp_path / "results").rglob("*.*") if p.suffix in (".ipynb", ".csv", ".md")}
+    assert run(capsys, *argv)[0] == 0  # again, on the records it wrote: the same files, byte for byte
+    assert {p: p.read_bytes() for p in written} == written
     assert notebook.exists() and (tmp_path / "figures" / "smoke" / "digits_size_pareto.pdf").exists()
     for path in (tmp_path / "results" / "smoke" / "digits" / "size_table.md",
                  tmp_path / "figures" / "smoke" / "digits_size_pareto.png",
@@ -212,3 +224,20 @@ def test_a_notebook_that_fails_under_papermill_is_one_line_naming_it(tmp_path):
     assert message.startswith("notebook broken.ipynb failed for cifar10 at In [3]: ValueError: parameter "
                               "benchmark='cifar10' is wrong (the executed part: ")
     assert "\n" not in message and not (tmp_path / "out.ipynb").exists()
+
+
+def test_verify_trains_a_recorded_run_again_in_a_scratch_folder_and_compares_every_metric(capsys, tmp_path):
+    run(capsys, "run", "--profile", "smoke", "--method", "w4a8", *dirs(tmp_path))
+    (key,) = [p.stem for p in (tmp_path / "results" / "smoke" / "runs").glob("*.json")
+              if json.loads(p.read_text())["config"]["method"] == "w4a8"]
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    code, out, _ = run(capsys, "verify", key, "--profile", "smoke", *dirs(tmp_path))
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[0] == f"verify {key}: w4a8 lam=0 (size) on digits, training it again from its config " \
+                                     f"in a scratch folder"
+    assert any(line.startswith("test_accuracy ") for line in lines) and lines[-1].startswith("all 10 metrics equal")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written beside the records
+    code, out, _ = run(capsys, "verify", key, "--reload", "--profile", "smoke", *dirs(tmp_path))
+    assert code == 0 and out.strip().splitlines()[-1].startswith("all 2 metrics equal")
+    code, _, err = run(capsys, "verify", "0123abcd", "--profile", "smoke", *dirs(tmp_path))
+    assert code == 2 and err.startswith("error: no record with key '0123abcd' in ")
