@@ -456,11 +456,16 @@ def study_verdict(table: pd.DataFrame, collapse_margin: float = 0.15, start_marg
     return lines
 
 
+LAMBDA_COLUMNS = ("lambda", "lam", "pit_lam")
+
+
 def to_markdown(table: pd.DataFrame, digits: int = 2) -> str:
     """A GitHub Markdown table; a missing result reads "none", other missing cells stay empty."""
     def cell(value, column: str) -> str:
         if value is None or (isinstance(value, float) and pd.isna(value)):
             return "none" if column.startswith(("method_", "reduction")) else ""
+        if column in LAMBDA_COLUMNS and isinstance(value, float):
+            return f"{value:g}"  # a grid value as written (0.005, not 0.01)
         return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
     columns = list(table.columns)
