@@ -312,11 +312,12 @@ def sweep(configs: list[RunConfig], store: Store | None = None) -> list[dict]:
     raises does not stop the others: RunsFailed names every failed run at the end."""
     store = store or Store()
     pending = [c for c in configs if not store.record_path(c).exists()]
+    recorded = {c: store.read_record(c) for c in configs if c not in pending}  # a damaged one: one line, nothing run
     bar = tqdm(total=len(configs), initial=len(configs) - len(pending), desc="runs", disable=not store.progress)
     records, failed = [], {}
     for config in configs:
         try:
-            records.append(run(config, store))
+            records.append(recorded[config] if config in recorded else run(config, store))
         except Exception as err:  # noqa: BLE001 - reported with the run named, after the other runs
             failed[config] = f"{type(err).__name__}: {err}" if not isinstance(err, ValueError) else str(err)
         if config in pending:
