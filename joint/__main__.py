@@ -182,11 +182,7 @@ def export_command(args: argparse.Namespace) -> str:
 def verify(args: argparse.Namespace) -> str:
     """One recorded run checked against its record: trained again from its config in a scratch folder, or, with
     --reload, its committed model measured again; every metric side by side."""
-    store = _store(args)
-    runs = store.results / args.profile / "runs"
-    record = read_record_file(runs / f"{args.key}.json")
-    if record is None:
-        raise ValueError(f"no record with key {args.key!r} in {shown(runs)}")
+    record, store = _recorded(args)
     label, started = RunConfig.of(record["config"]).label(), time.perf_counter()
     print(f"verify {args.key}: {label}, " + ("measuring its committed model again" if args.reload else
                                               "training it again from its config in a scratch folder"), flush=True)

@@ -443,11 +443,12 @@ def study_verdict(table: pd.DataFrame, collapse_margin: float = 0.15, start_marg
                  f"% after fine-tuning ({'within' if drop <= collapse_margin else 'not within'} "
                  f"{100 * collapse_margin:.0f} points)"]
         if len(fixed):
-            gap = fixed["first_search_val"].iloc[0] - run["first_search_val"]
-            parts.append(f"first epoch {100 * run['first_search_val']:.1f} % against w8a8's "
-                         f"{100 * fixed['first_search_val'].iloc[0]:.1f} % ({'within' if gap <= start_margin else 'not within'} "
-                         f"{100 * start_margin:.0f} points)")
-        better = baselines[(baselines["size_kb"] <= run["size_kb"]) & (baselines["test_accuracy"] > run["test_accuracy"])]
+            reference = fixed["first_search_val"].iloc[0]
+            within = "within" if reference - run["first_search_val"] <= start_margin else "not within"
+            parts.append(f"first epoch {100 * run['first_search_val']:.1f} % against w8a8's {100 * reference:.1f} % "
+                         f"({within} {100 * start_margin:.0f} points)")
+        better = baselines[(baselines["size_kb"] <= run["size_kb"])
+                           & (baselines["test_accuracy"] > run["test_accuracy"])]
         parts.append("no baseline point dominates it" if better.empty else "dominated by " + ", ".join(
             f"{b['method']} lambda={b['lam']:g} ({b['size_kb']:.2f} kB, {100 * b['test_accuracy']:.2f} %)"
             for _, b in better.iterrows()))

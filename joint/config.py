@@ -37,11 +37,12 @@ class RunConfig:
             raise ValueError(f"unknown benchmark {self.benchmark!r}; allowed: {', '.join(sorted(datasets.LOADERS))}")
         method = methods.get(self.method)
         get_profile(self.profile, self.benchmark, self.variant)
-        if self.variant is not None and method.space is None:
-            quantized = ", ".join(m for m, spec in methods.METHODS.items() if spec.space is not None)
-            raise ValueError(f"variant must be None for method {self.method!r}, which has no quantized search; "
-                             f"a variant applies to {quantized}")
-        if self.variant is not None:  # what changes nothing is dropped: such a run is the one without it
+        if self.variant is not None:
+            if method.space is None:
+                quantized = ", ".join(m for m, spec in methods.METHODS.items() if spec.space is not None)
+                raise ValueError(f"variant must be None for method {self.method!r}, which has no quantized search; "
+                                 f"a variant applies to {quantized}")
+            # what changes nothing is dropped: such a run is the one without it
             object.__setattr__(self, "variant", effective_variant(self.variant, method.searches,
                                                                   0 in method.space.weight_bits))
         cost_models.get(self.cost)

@@ -304,7 +304,8 @@ class RunsFailed(ValueError):
     def __init__(self, failures: dict[RunConfig, str], total: int):
         lines = [f"  {config.label()}: {(message.strip().splitlines() or ['no message'])[0]}"
                  for config, message in failures.items()]
-        super().__init__(f"{len(failures)} of {total} runs failed (the other records are written):\n" + "\n".join(lines))
+        head = f"{len(failures)} of {total} runs failed (the other records are written):"
+        super().__init__("\n".join([head, *lines]))
 
 
 def sweep(configs: list[RunConfig], store: Store | None = None) -> list[dict]:
@@ -358,8 +359,8 @@ def cost_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
 def study_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
     """Every run of the search study: w8a8 (the reference for the first search epochs); joint and MixPrec at each
     study lambda with the search as profiled and with each variant (a variant that does not change MixPrec gives
-    its plain run); EdMIPS and PIT -> MixPrec (with its PIT seed) as profiled and at the chosen variant, so that the joint points meet every
-    size baseline trained with the same settings. Empty for a profile without a study."""
+    its plain run); EdMIPS and PIT -> MixPrec (with its PIT seed) as profiled and at the chosen variant, so that the
+    joint points meet every size baseline trained with the same settings. Empty for a profile without a study."""
     prof = get_profile(profile, benchmark)
     if not prof.study_lambdas:
         return []

@@ -225,7 +225,8 @@ def effective_variant(variant: str | None, searches: bool, prunes: bool) -> str 
         return None
     search_overrides(variant)
     parts = set(variant.split("+"))
-    kept = [name for name in SEARCH_VARIANTS if name in parts and (prunes or not SEARCH_VARIANTS[name].get("compensate"))]
+    kept = [name for name in SEARCH_VARIANTS
+            if name in parts and (prunes or not SEARCH_VARIANTS[name].get("compensate"))]
     return "+".join(kept) or None
 
 
