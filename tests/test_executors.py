@@ -17,6 +17,18 @@ def store(tmp_path, name):
 
 
 @pytest.fixture(scope="module")
+def serial(tmp_path_factory) -> list[dict]:
+    """SMOKE's records trained serially at one thread, as each local process and Dask worker trains: trained once
+    for every test that compares an executor with them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return [without_timing(r) for r in executors.run_sweep(SMOKE, store(tmp_path_factory.mktemp("serial"), "s"))]
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
 def scheduler():
     """A one-process, one-thread local cluster on loopback, its workers single-threaded for torch."""
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
@@ -24,16 +36,10 @@ def scheduler():
         yield cluster.scheduler_address
 
 
-def test_dask_sweep_gives_the_serial_records_and_a_rerun_trains_nothing(tmp_path, scheduler):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the worker: the float results depend on the number of threads
-    try:
-        serial = executors.run_sweep(SMOKE, store(tmp_path, "serial"))
-    finally:
-        torch.set_num_threads(threads)
+def test_dask_sweep_gives_the_serial_records_and_a_rerun_trains_nothing(tmp_path, scheduler, serial):
     remote = store(tmp_path, "dask")
     dask = executors.run_sweep(SMOKE, remote, "dask", scheduler)
-    assert [without_timing(r) for r in dask] == [without_timing(r) for r in serial]
+    assert [without_timing(r) for r in dask] == serial
     assert dask[3]["seed"]["key"] == dask[2]["key"]
     stamps = {p: p.stat().st_mtime_ns for p in remote.results.rglob("*.json")}
     assert len(stamps) == len(SMOKE)
@@ -41,15 +47,9 @@ def test_dask_sweep_gives_the_serial_records_and_a_rerun_trains_nothing(tmp_path
     assert {p: p.stat().st_mtime_ns for p in remote.results.rglob("*.json")} == stamps
 
 
-def test_local_processes_give_the_single_threaded_serial_records(tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each local process
-    try:
-        serial = executors.run_sweep(SMOKE, store(tmp_path, "serial"))
-    finally:
-        torch.set_num_threads(threads)
+def test_local_processes_give_the_single_threaded_serial_records(tmp_path, serial):
     local = executors.run_sweep(SMOKE, store(tmp_path, "local"), "local", workers=2)
-    assert [without_timing(r) for r in local] == [without_timing(r) for r in serial]
+    assert [without_timing(r) for r in local] == serial
 
 
 @pytest.mark.parametrize("executor", ["serial", "local"])
