@@ -7,8 +7,7 @@ With "dask", this process (the driver) is the only writer of run records: worker
 must see the store's results, cache and data folders at the same absolute paths as the driver (a shared
 filesystem, as a cluster home directory under SLURM): checkpoints, the shared float warm-up and the recorded PIT
 models that sequential runs start from are exchanged there. Start a cluster with `dask scheduler` and, once per machine
-or GPU,
-`DASK_DISTRIBUTED__WORKER__DAEMON=False dask worker tcp://host:8786 --nthreads 1` (non-daemonic, so DataLoader
+or GPU, `DASK_DISTRIBUTED__WORKER__DAEMON=False dask worker tcp://host:8786 --nthreads 1` (non-daemonic, so DataLoader
 processes can start; on GPU machines one worker per GPU, with CUDA_VISIBLE_DEVICES=<i> and `--resources "GPU=1"`:
 each task then claims one GPU). Dask starts workers with OMP_NUM_THREADS=1 unless it is set: give torch a CPU
 worker's cores with `OMP_NUM_THREADS=8 dask worker ...`.

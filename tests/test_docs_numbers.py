@@ -1,7 +1,6 @@
 """The numbers the README and docs/ quote are the committed records' (and the paper's): an accuracy at a size, a
 search or fine-tune curve, a copied table. A record regenerated, or a number mistyped, fails here."""
 import re
-from pathlib import Path
 
 import pytest
 
@@ -17,19 +16,14 @@ CURVE = re.compile(r"(?:\*\*)?\d+(?:\.\d)?(?:\*\*)?(?:, (?:\*\*)?\d+(?:\.\d)?(?:
 ARROWS = re.compile(r"\d+\.\d\d(?: → \d+\.\d\d)+ %")
 
 
-def _records() -> list[dict]:
-    return [read_json(path) for profile in ("quick", "cpu") for path in sorted((ROOT / "results" / profile /
-                                                                                   "runs").glob("*.json"))]
+RECORDS = [read_json(path) for profile in ("quick", "cpu")
+           for path in sorted((ROOT / "results" / profile / "runs").glob("*.json"))]
 
 
-RECORDS = _records()
-
-
-def _paragraphs(page: str) -> list[str]:
-    """The page's paragraphs and list items, the unrecorded passages left out."""
-    text = (ROOT / page).read_text()
-    parts = re.split(r"\n(?=\n|- |\| )", text)
-    return [" ".join(p.split()) for p in parts if not p.strip().startswith(NOT_RECORDED)]
+def _quoted_text(page: str) -> str:
+    """The page's text on one line, the paragraphs and list items about unrecorded runs left out."""
+    parts = re.split(r"\n(?=\n|- |\| )", (ROOT / page).read_text())
+    return " ".join(" ".join(p.split()) for p in parts if not p.strip().startswith(NOT_RECORDED))
 
 
 def _accuracy_at_size() -> set[tuple[str, str]]:
@@ -42,48 +36,45 @@ def _accuracy_at_size() -> set[tuple[str, str]]:
     return pairs
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_every_pruned_share_quoted_is_a_records(page):
-    known = {f"{100 * record['metrics']['pruned_fraction']:.1f}" for record in RECORDS}
-    text = " ".join(p for q, p in QUOTES if q == page)
-    assert [share for share in re.findall(r"(\d+\.\d) % (?:of the channels )?pruned", text) if share not in known] == []
-
-
 def _curves(decimals: int) -> list[list[str]]:
     """Every recorded phase's validation accuracies per epoch, in %, as the docs print them."""
     return [[f"{100 * epoch['val_accuracy']:.{decimals}f}" for epoch in phase["curve"]]
             for record in RECORDS for phase in record.get("phases", {}).values() if phase.get("curve")]
 
 
+TEXT = {page: _quoted_text(page) for page in PAGES}
+PAIRS = _accuracy_at_size()
+CURVES = {decimals: _curves(decimals) for decimals in (0, 1, 2)}
+
+
 def _is_window(numbers: list[str], curves: list[list[str]]) -> bool:
     return any(curve[i:i + len(numbers)] == numbers for curve in curves for i in range(len(curve)))
 
 
-QUOTES = [(page, paragraph) for page in PAGES for paragraph in _paragraphs(page)]
+@pytest.mark.parametrize("page", PAGES)
+def test_every_accuracy_quoted_at_a_size_is_a_records_or_the_papers(page):
+    quoted = re.findall(r"(\d+\.\d\d) %(?: test)? at (\d+\.\d\d) kB", TEXT[page])
+    quoted += [(acc, kb) for kb, acc in re.findall(r"(\d+\.\d\d) kB at (\d+\.\d\d) %", TEXT[page])]
+    assert quoted or page.endswith("search_study.md")
+    assert [pair for pair in quoted if pair not in PAIRS] == []
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_every_accuracy_quoted_at_a_size_is_a_records_or_the_papers(page):
-    known = _accuracy_at_size()
-    text = " ".join(p for q, p in QUOTES if q == page)
-    quoted = re.findall(r"(\d+\.\d\d) %(?: test)? at (\d+\.\d\d) kB", text)
-    quoted += [(acc, kb) for kb, acc in re.findall(r"(\d+\.\d\d) kB at (\d+\.\d\d) %", text)]
-    assert quoted or page.endswith("search_study.md")
-    assert [pair for pair in quoted if pair not in known] == []
+def test_every_pruned_share_quoted_is_a_records(page):
+    known = {f"{100 * record['metrics']['pruned_fraction']:.1f}" for record in RECORDS}
+    assert [share for share in re.findall(r"(\d+\.\d) % (?:of the channels )?pruned", TEXT[page])
+            if share not in known] == []
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_quoted_curve_is_a_run_of_consecutive_recorded_epochs(page):
-    text = " ".join(p for q, p in QUOTES if q == page)
     wrong = []
-    for found in CURVE.findall(text):
+    for found in CURVE.findall(TEXT[page]):
         numbers = re.findall(r"\d+(?:\.\d)?", found)
-        decimals = 1 if "." in numbers[0] else 0
-        if not _is_window(numbers, _curves(decimals)):
+        if not _is_window(numbers, CURVES[1 if "." in numbers[0] else 0]):
             wrong.append(found)
-    for found in ARROWS.findall(text):
-        if not _is_window(re.findall(r"\d+\.\d\d", found), _curves(2)):
-            wrong.append(found)
+    wrong += [found for found in ARROWS.findall(TEXT[page])
+              if not _is_window(re.findall(r"\d+\.\d\d", found), CURVES[2])]
     assert wrong == []
 
 
@@ -107,6 +98,6 @@ def test_a_table_copied_from_the_results_is_the_committed_one(page):
 
 
 def test_the_checks_catch_a_wrong_number():
-    assert ("76.99", "18.71") in _accuracy_at_size() and ("76.98", "18.71") not in _accuracy_at_size()
+    assert ("76.99", "18.71") in PAIRS and ("76.98", "18.71") not in PAIRS
     curve = re.findall(r"\d+\.\d", "50.9, 67.6, 72.2, 76.3, 17.7")
-    assert _is_window(curve, _curves(1)) and not _is_window([*curve[:-1], "17.6"], _curves(1))
+    assert _is_window(curve, CURVES[1]) and not _is_window([*curve[:-1], "17.6"], CURVES[1])
