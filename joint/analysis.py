@@ -403,13 +403,14 @@ def fine_tune_settling(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "cost", "lambda", "epochs", "last_val_acc_%", "change_%"])
 
 
-STUDY_COLUMNS = ["variant", "method", "lam", "first_search_val", "lowest_search_val", "last_search_val", "size_kb",
-                 "test_accuracy", "minutes", "chosen"]
+STUDY_COLUMNS = ["variant", "method", "lam", "first_search_val", "lowest_search_val", "last_search_val",
+                 "kept_search_epoch", "size_kb", "test_accuracy", "minutes", "chosen"]
 
 
 def search_study(records: list[dict], choice: str | None) -> pd.DataFrame:
     """One row per run of the search study: how its search went (validation accuracy of the argmax network after
-    the first epoch, the lowest, the last; fractions), where it ended, its minutes after the warm-up, and whether it
+    the first epoch, the lowest, the last; fractions), the epoch whose architecture the fine-tune starts from (the
+    phase's selection, counted from 1), where it ended, its minutes after the warm-up, and whether it
     is a run of the setting `choice` (the adopted default: a variant that does not change a method gives its plain
     run, so that run is chosen too; fixed baselines always are)."""
     rows = []
@@ -420,7 +421,7 @@ def search_study(records: list[dict], choice: str | None) -> pd.DataFrame:
         chosen = config == replace(config, variant=choice)  # RunConfig drops what a variant does not change
         rows.append({"variant": c.get("variant") or "none", "method": c["method"], "lam": c["lam"],
                      "first_search_val": curve[0], "lowest_search_val": min(curve), "last_search_val": curve[-1],
-                     "size_kb": m["size_kb"], "test_accuracy": m["test_accuracy"],
+                     "kept_search_epoch": r["phases"]["search"]["best_epoch"], "size_kb": m["size_kb"], "test_accuracy": m["test_accuracy"],
                      "minutes": sum(p.get("seconds", 0.0) for name, p in r["phases"].items() if name != "warmup") / 60,
                      "chosen": chosen})
     return pd.DataFrame(rows, columns=STUDY_COLUMNS)

@@ -231,20 +231,21 @@ def test_precision_groups_table_prices_the_split_of_each_layer_into_precisions_o
         "NE16 cycles (median); mpic-trained 2.00 precisions per layer, 0.8 % more NE16 cycles (median).")
 
 
-def studied(method, variant, lam, curve, size, acc, minutes=2.0):
+def studied(method, variant, lam, curve, size, acc, minutes=2.0, kept=None):
     config = {"benchmark": "digits", "method": method, "lam": lam, "cost": "size", "profile": "smoke", "seed": 0,
               "pit_lam": 1.0 if method == "sequential" else None, "act_bits": [8]}
     if variant:
         config["variant"] = variant
     return {"config": config, "metrics": {"size_kb": size, "test_accuracy": acc},
-            "phases": {"warmup": {"seconds": 99.0}, "search": {"seconds": 60 * minutes / 2,
-                                                                "curve": [{"val_accuracy": v} for v in curve]},
+            "phases": {"warmup": {"seconds": 99.0},
+                       "search": {"seconds": 60 * minutes / 2, "best_epoch": kept or len(curve),
+                                  "curve": [{"val_accuracy": v} for v in curve]},
                        "finetune": {"seconds": 60 * minutes / 2}}}
 
 
 STUDIED = [studied("w8a8", None, 0.0, [0.76, 0.79], 77.0, 0.82),
            studied("joint", None, 2.0, [0.49, 0.10, 0.52], 9.3, 0.69),
-           studied("joint", "hard", 2.0, [0.74, 0.70, 0.73], 12.0, 0.76),
+           studied("joint", "hard", 2.0, [0.74, 0.70, 0.73], 12.0, 0.76, kept=1),
            studied("mixprec", None, 2.0, [0.67, 0.72], 25.8, 0.80),
            studied("mixprec", "hard", 2.0, [0.70, 0.75], 20.0, 0.78),
            studied("edmips", None, 2.0, [0.67, 0.72], 9.0, 0.77),
@@ -258,6 +259,7 @@ def test_the_search_study_table_reads_each_search_curve_and_marks_the_chosen_set
     assert (row["variant"], row["first_search_val"], row["lowest_search_val"], row["last_search_val"]) == \
         ("none", 0.49, 0.10, 0.52)
     assert row["minutes"] == 2.0 and not row["chosen"]
+    assert table["kept_search_epoch"].tolist() == [2, 3, 1, 2, 2, 2, 2]  # the search's selected epoch, from 1
     # compensation changes no MixPrec, EdMIPS or PIT -> MixPrec run: their "hard" runs are the chosen ones
     assert table["chosen"].tolist() == [True, False, False, False, True, False, True]
 
