@@ -75,6 +75,16 @@ def pareto_front(pts: list[Point]) -> list[Point]:
     return front
 
 
+def front_gap(point: Point, front: list[Point]) -> float | None:
+    """How many accuracy points `point` lies above (+) or below (-) the straight lines joining the Pareto points of
+    `front` at its cost; None outside the front's cost range."""
+    f = pareto_front(front)
+    for a, b in zip(f, f[1:]):
+        if a.cost <= point.cost <= b.cost:
+            return point.accuracy - (a.accuracy + (point.cost - a.cost) / (b.cost - a.cost) * (b.accuracy - a.accuracy))
+    return point.accuracy - f[0].accuracy if len(f) == 1 and f[0].cost == point.cost else None
+
+
 def iso_accuracy(candidates: list[Point], baseline: Point) -> Point | None:
     """The smallest candidate at least as accurate as the baseline (no interpolation), or None."""
     reaching = [p for p in candidates if p.accuracy >= baseline.accuracy]
@@ -404,25 +414,30 @@ def fine_tune_settling(records: list[dict]) -> pd.DataFrame:
 
 
 STUDY_COLUMNS = ["variant", "method", "lam", "first_search_val", "lowest_search_val", "last_search_val",
-                 "kept_search_epoch", "size_kb", "test_accuracy", "minutes", "chosen"]
+                 "kept_search_epoch", "size_kb", "test_accuracy", "gap_to_plain_front", "minutes", "chosen"]
 
 
-def search_study(records: list[dict], choice: str | None) -> pd.DataFrame:
+def search_study(records: list[dict], choice: str | None, plain: list[dict] = ()) -> pd.DataFrame:
     """One row per run of the search study: how its search went (validation accuracy of the argmax network after
     the first epoch, the lowest, the last; fractions), the epoch whose architecture the fine-tune starts from (the
-    phase's selection, counted from 1), where it ended, its minutes after the warm-up, and whether it
-    is a run of the setting `choice` (the adopted default: a variant that does not change a method gives its plain
-    run, so that run is chosen too; fixed baselines always are)."""
+    phase's selection, counted from 1), where it ended, how many accuracy points above or below the front of its
+    method's plain runs in `plain` (a sweep without variants over every lambda; None outside that front's sizes),
+    its minutes after the warm-up, and whether it is a run of the setting `choice` (the adopted default: a variant
+    that does not change a method gives its plain run, so that run is chosen too; fixed baselines always are)."""
     rows = []
     for r in (r for r in records if "search" in r["phases"]):  # not the PIT seed
         c, m = r["config"], r["metrics"]
         curve = [e["val_accuracy"] for e in r["phases"]["search"]["curve"]]
         config = RunConfig.of(c)
         chosen = config == replace(config, variant=choice)  # RunConfig drops what a variant does not change
+        front = points([p for p in plain if not p["config"].get("variant") and p["config"]["cost"] == c["cost"]],
+                       c["method"])
+        gap = front_gap(Point(c["method"], m["size_kb"], 100 * m["test_accuracy"]), front) if front else None
+        minutes = sum(p.get("seconds", 0.0) for name, p in r["phases"].items() if name != "warmup") / 60
         rows.append({"variant": c.get("variant") or "none", "method": c["method"], "lam": c["lam"],
                      "first_search_val": curve[0], "lowest_search_val": min(curve), "last_search_val": curve[-1],
-                     "kept_search_epoch": r["phases"]["search"]["best_epoch"], "size_kb": m["size_kb"], "test_accuracy": m["test_accuracy"],
-                     "minutes": sum(p.get("seconds", 0.0) for name, p in r["phases"].items() if name != "warmup") / 60,
+                     "kept_search_epoch": r["phases"]["search"]["best_epoch"], "size_kb": m["size_kb"],
+                     "test_accuracy": m["test_accuracy"], "gap_to_plain_front": gap, "minutes": minutes,
                      "chosen": chosen})
     return pd.DataFrame(rows, columns=STUDY_COLUMNS)
 

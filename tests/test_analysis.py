@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from joint import analysis, paper
-from joint.analysis import Point, iso_accuracy, pareto_front, reduction
+from joint.analysis import Point, front_gap, iso_accuracy, pareto_front, reduction
 
 
 def paper_points(series):
@@ -12,6 +12,14 @@ def paper_points(series):
 def test_pareto_front_keeps_only_non_dominated_points():
     pts = [Point("m", 10, 80), Point("m", 5, 70), Point("m", 7, 65), Point("m", 20, 79), Point("m", 30, 85)]
     assert [(p.cost, p.accuracy) for p in pareto_front(pts)] == [(5, 70), (10, 80), (30, 85)]
+
+
+def test_front_gap_is_the_distance_to_the_line_between_the_neighbouring_front_points():
+    front = [Point("m", 10, 70), Point("m", 20, 80), Point("m", 15, 60), Point("m", 40, 84)]  # (15, 60) is dominated
+    assert front_gap(Point("v", 15, 77), front) == pytest.approx(2.0)  # the line from (10, 70) to (20, 80) gives 75
+    assert front_gap(Point("v", 30, 80), front) == pytest.approx(-2.0)
+    assert front_gap(Point("v", 20, 80), front) == 0.0
+    assert front_gap(Point("v", 9, 90), front) is None and front_gap(Point("v", 41, 90), front) is None
 
 
 def test_iso_accuracy_rule_reproduces_the_abstract_from_the_paper_figure():
@@ -260,8 +268,20 @@ def test_the_search_study_table_reads_each_search_curve_and_marks_the_chosen_set
         ("none", 0.49, 0.10, 0.52)
     assert row["minutes"] == 2.0 and not row["chosen"]
     assert table["kept_search_epoch"].tolist() == [2, 3, 1, 2, 2, 2, 2]  # the search's selected epoch, from 1
+    assert table["gap_to_plain_front"].isna().all()  # no plain sweep given
     # compensation changes no MixPrec, EdMIPS or PIT -> MixPrec run: their "hard" runs are the chosen ones
     assert table["chosen"].tolist() == [True, False, False, False, True, False, True]
+
+
+def test_the_search_study_places_each_run_against_its_methods_plain_front():
+    plain = [studied("joint", None, lam, [0.5], size, acc) for lam, size, acc in [(6.0, 3.0, 0.58), (2.0, 9.0, 0.69),
+                                                                                 (1.0, 19.0, 0.77)]]
+    plain += [studied("joint", "hard", 1.5, [0.7], 12.0, 0.99)]  # a variant's run draws no front
+    table = analysis.search_study(STUDIED, "hard", plain)
+    gaps = dict(zip(zip(table["method"], table["variant"]), table["gap_to_plain_front"]))
+    assert gaps[("joint", "hard")] == pytest.approx(76.0 - (69.0 + 3 / 10 * 8.0))  # 12 kB, between 9 and 19 kB
+    assert gaps[("joint", "none")] == pytest.approx(69.0 - 69.24)  # at 9.3 kB the line from 9 to 19 kB gives 69.24
+    assert pd.isna(gaps[("mixprec", "none")])  # no plain MixPrec points given
 
 
 def test_the_study_verdict_checks_the_collapse_the_start_and_the_baselines():
