@@ -164,7 +164,7 @@ def _cpu_profile() -> Profile:
         {"bitops": (0.1, 0.5, 2.0, 6.0), "mpic": (0.1, 0.5, 2.0, 6.0), "ne16": (0.005, 0.02, 0.08)},
         method_lambdas={"mixprec": (0.1, 0.5, 2.0), "edmips": (0.5, 2.0)},
         seed_lambdas=(0.1,), channels_last=True, tour_epochs=2,
-        study_lambdas=(1.0, 2.0), study_variants=tuple(SEARCH_VARIANTS),
+        study_lambdas=(1.0, 2.0), study_variants=(*SEARCH_VARIANTS, "hard+ramp"),
         overrides={"speech_commands": dict(
             batch_size=100, channels_last=False, warmup=replace(gsc_warm, **_quarters(50)),
             search=replace(gsc_search, **_quarters(20)), finetune=replace(gsc_tune, **_quarters(10)),

@@ -162,32 +162,6 @@ def test_killed_sweep_resumes_without_losing_or_duplicating_runs(tmp_path):
     assert resumed == straight
 
 
-HISTORY_RUNS = [RunConfig("digits", "w8a8", profile="smoke"), RunConfig("digits", "joint", 0.5, "mpic", "smoke"),
-                RunConfig("digits", "joint", 5.0, "mpic", "smoke")]
-def _records_of(root: Path, configs: list[RunConfig], threads: int, compiler_cache: Path) -> list[dict]:
-    """The records of `configs` trained one after the other in one fresh process."""
-    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(compiler_cache)}
-    program = ("import sys, torch; torch.set_num_threads(int(sys.argv[4])); from joint import experiments as e; "
-               "s = e.Store(results=sys.argv[1], cache=sys.argv[2], progress=False); "
-               "e.sweep([e.RunConfig(**c) for c in eval(sys.argv[3])], s)")
-    subprocess.run([sys.executable, "-c", program, str(root / "results"), str(root / "cache"),
-                    repr([c.__dict__ for c in configs]), str(threads)], env=env, check=True, capture_output=True)
-    s = Store(results=root / "results", cache=root / "cache")
-    return [without_timing(s.read_record(c)) for c in configs]
-
-
-def test_a_record_does_not_depend_on_what_ran_before_it(tmp_path):
-    compiler = tmp_path / "compiler-cache"
-    _records_of(tmp_path / "one-thread", HISTORY_RUNS, 1, compiler)  # compiles every kernel at one thread first
-    together = _records_of(tmp_path / "together", HISTORY_RUNS, 2, compiler)
-    # each run alone in a fresh process, on the same compiled kernels (that a kernel compiled at one thread sums as
-    # one compiled at two is test_quant's test_compiled_sums_do_not_depend_on_what_compiled_the_kernel_before)
-    alone = [_records_of(tmp_path / f"alone{i}", [c], 2, compiler)[0]
-             for i, c in enumerate(HISTORY_RUNS) if c.cost == "mpic"]
-    assert together[1:] == alone
-    assert together[1]["environment"] == {"threads": 2, "device": "cpu", "compiled_quantizer": True}
-
-
 SWEEP_COMPILATIONS = """
 import sys, torch
 from joint import experiments as e, quant
@@ -202,8 +176,8 @@ SWEEP_RUNS = [RunConfig("digits", "joint", lam, cost, "smoke") for cost in ("siz
     [RunConfig("digits", "edmips", 0.5, profile="smoke"), RunConfig("digits", "w8a8", profile="smoke")]
 
 
-def test_a_sweep_compiles_each_quantizer_kernel_once_and_never_falls_back(tmp_path):
-    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "compiler"), "TORCH_LOGS": "recompiles",
+def test_a_sweep_compiles_each_quantizer_kernel_once_and_never_falls_back(tmp_path, compiler_cache):
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(compiler_cache), "TORCH_LOGS": "recompiles",
            "JOINT_COMPILE": "1"}
     done = subprocess.run([sys.executable, "-c", SWEEP_COMPILATIONS, str(tmp_path / "results"),
                            str(tmp_path / "cache"), repr([c.__dict__ for c in SWEEP_RUNS])],
@@ -220,8 +194,32 @@ def test_a_sweep_compiles_each_quantizer_kernel_once_and_never_falls_back(tmp_pa
     assert "recompile_limit" not in done.stderr
 
 
-WHOLE_RUNS = [RunConfig("digits", "joint", 5.0, "size", "smoke"), RunConfig("digits", "pit", 1.0, profile="smoke"),
-     RunConfig("digits", "sequential", 0.5, profile="smoke", pit_lam=1.0)]
+HISTORY_RUNS = [RunConfig("digits", "w8a8", profile="smoke"), RunConfig("digits", "joint", 0.5, "mpic", "smoke"),
+                RunConfig("digits", "joint", 5.0, "mpic", "smoke")]
+
+
+def _records_of(root: Path, configs: list[RunConfig], threads: int, compiler_cache: Path) -> list[dict]:
+    """The records of `configs` trained one after the other in one fresh process."""
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(compiler_cache)}
+    program = ("import sys, torch; torch.set_num_threads(int(sys.argv[4])); from joint import experiments as e; "
+               "s = e.Store(results=sys.argv[1], cache=sys.argv[2], progress=False); "
+               "e.sweep([e.RunConfig(**c) for c in eval(sys.argv[3])], s)")
+    subprocess.run([sys.executable, "-c", program, str(root / "results"), str(root / "cache"),
+                    repr([c.__dict__ for c in configs]), str(threads)], env=env, check=True, capture_output=True)
+    s = Store(results=root / "results", cache=root / "cache")
+    return [without_timing(s.read_record(c)) for c in configs]
+
+
+def test_a_record_does_not_depend_on_what_ran_before_it(tmp_path, compiler_cache):
+    together = _records_of(tmp_path / "together", HISTORY_RUNS, 2, compiler_cache)
+    # the last run alone in a fresh process, on the same compiled kernels (that a kernel sums the same whoever compiled
+    # it, and at how many threads, is test_quant's test_compiled_sums_do_not_depend_on_what_compiled_the_kernel_before)
+    alone = _records_of(tmp_path / "alone", HISTORY_RUNS[-1:], 2, compiler_cache)
+    assert together[-1:] == alone
+    assert together[-1]["environment"] == {"threads": 2, "device": "cpu", "compiled_quantizer": True}
+
+
+WHOLE_RUNS = [RunConfig("digits", "joint", 5.0, "size", "smoke"), RunConfig("digits", "pit", 1.0, profile="smoke")]
 SWEEP_WHOLE = """
 import sys
 from joint import experiments as e
@@ -238,15 +236,15 @@ def test_a_sweep_compiled_whole_compiles_each_phase_at_most_twice_and_never_fall
     done = subprocess.run([sys.executable, "-c", SWEEP_WHOLE, str(tmp_path / "results"), str(tmp_path / "cache"),
                            repr([c.__dict__ for c in WHOLE_RUNS])], env=env, check=True, capture_output=True, text=True)
     assert all(e["compiled_whole"] for e in eval(done.stdout.strip().splitlines()[-1]))
-    # every phase (warm-up, searches, fine-tunes, the pruned seed's) compiles its network once, and once more for the
+    # every phase (warm-up, searches, fine-tunes of pruned networks) compiles its network once, and once more for the
     # epoch's last, smaller batch (then with a dynamic batch size): whatever the lambdas and pruned networks
     lines = done.stderr.splitlines()
     whole = [line.split("Recompiling function ")[1].split()[0] for line in lines
              if "Recompiling function whole_" in line]
-    assert len(whole) == len(set(whole)) >= 6, whole
+    assert len(whole) == len(set(whole)) >= 5, whole
     costs = [line.split("start tracing ")[1].split()[0] for line in lines if "start tracing cost_" in line]
-    # each search (joint, PIT, MixPrec on the PIT seed) compiles its cost once
-    assert len(costs) == len(set(costs)) >= 3, costs
+    # each search (joint, PIT) compiles its cost once
+    assert len(costs) == len(set(costs)) >= 2, costs
     reasons = [line for line in lines if "[__recompiles]" in line and " - " in line and "/0: " in line]
     assert all("size mismatch at index 0" in r or "4097 <= tensors[0].size()[0]" in r for r in reasons), reasons
     assert "recompile_limit" not in done.stderr
