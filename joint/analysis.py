@@ -77,12 +77,15 @@ def pareto_front(pts: list[Point]) -> list[Point]:
 
 def front_gap(point: Point, front: list[Point]) -> float | None:
     """How many accuracy points `point` lies above (+) or below (-) the straight lines joining the Pareto points of
-    `front` at its cost; None outside the front's cost range."""
+    `front` at its cost; beyond the front's largest point, above or below that point's accuracy (what a larger model
+    must beat); None below the front's smallest cost."""
     f = pareto_front(front)
+    if point.cost >= f[-1].cost:
+        return point.accuracy - f[-1].accuracy
     for a, b in zip(f, f[1:]):
         if a.cost <= point.cost <= b.cost:
             return point.accuracy - (a.accuracy + (point.cost - a.cost) / (b.cost - a.cost) * (b.accuracy - a.accuracy))
-    return point.accuracy - f[0].accuracy if len(f) == 1 and f[0].cost == point.cost else None
+    return None
 
 
 def iso_accuracy(candidates: list[Point], baseline: Point) -> Point | None:
@@ -421,7 +424,7 @@ def search_study(records: list[dict], choice: str | None, plain: list[dict] = ()
     """One row per run of the search study: how its search went (validation accuracy of the argmax network after
     the first epoch, the lowest, the last; fractions), the epoch whose architecture the fine-tune starts from (the
     phase's selection, counted from 1), where it ended, how many accuracy points above or below the front of its
-    method's plain runs in `plain` (a sweep without variants over every lambda; None outside that front's sizes),
+    method's plain runs in `plain` (a sweep without variants over every lambda; None below that front's sizes),
     its minutes after the warm-up, and whether it is a run of the setting `choice` (the adopted default: a variant
     that does not change a method gives its plain run, so that run is chosen too; fixed baselines always are)."""
     rows = []

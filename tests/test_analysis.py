@@ -19,7 +19,8 @@ def test_front_gap_is_the_distance_to_the_line_between_the_neighbouring_front_po
     assert front_gap(Point("v", 15, 77), front) == pytest.approx(2.0)  # the line from (10, 70) to (20, 80) gives 75
     assert front_gap(Point("v", 30, 80), front) == pytest.approx(-2.0)
     assert front_gap(Point("v", 20, 80), front) == 0.0
-    assert front_gap(Point("v", 9, 90), front) is None and front_gap(Point("v", 41, 90), front) is None
+    assert front_gap(Point("v", 50, 83), front) == pytest.approx(-1.0)  # larger than the front: against its best
+    assert front_gap(Point("v", 9, 90), front) is None  # smaller than the front: nothing to compare with
 
 
 def test_iso_accuracy_rule_reproduces_the_abstract_from_the_paper_figure():
