@@ -5,6 +5,7 @@ import json
 import math
 import platform
 import shutil
+import subprocess
 from dataclasses import asdict, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -21,7 +22,7 @@ from .graph import describe, searchable
 from .pit import prunable
 from .profiles import PROFILES, Profile, get_profile
 from .search import SearchSpace, at_activation_bits
-from .store import FLOAT_FORMAT, PIT_FORMAT, Store, load_model, write_torch
+from .store import FLOAT_FORMAT, PIT_FORMAT, ROOT, Store, load_model, write_torch
 from .train import Penalty, evaluate, train_phase
 
 NOTEBOOKS = ("00_tour", "01_size_pareto", "02_training_time", "03_cost_model_ablation", "04_search_study")
@@ -136,16 +137,40 @@ def compute(config: RunConfig, store: Store) -> dict:
     record["phases"].update(result.pop("phases"))
     write_torch(store.model_path(config), result.pop("model"))
     record.update(result)
-    record["versions"] = {"joint": installed_version(), "torch": torch.__version__, "python": platform.python_version()}
+    record["versions"] = {"joint": installed_version(), "commit": code_commit(), "torch": torch.__version__,
+                          "python": platform.python_version()}
     record["environment"] = environment(store.torch_device())
     return record
 
 
 def environment(device: torch.device) -> dict:
-    """What changes a run's last bits besides its config: threads, device, whether the quantizer ran compiled, and
-    (only where it did) whether each training step ran compiled whole."""
+    """What changes a run's last bits besides its config: the processor, threads, device, whether the quantizer ran
+    compiled, and (only where it did) whether each training step ran compiled whole."""
     whole = {"compiled_whole": True} if quant.compile_mode() == "net" else {}
-    return {"threads": torch.get_num_threads(), "device": str(device), "compiled_quantizer": quant.compiled(), **whole}
+    return {"cpu": cpu_model(), "threads": torch.get_num_threads(), "device": str(device),
+            "compiled_quantizer": quant.compiled(), **whole}
+
+
+def cpu_model() -> str:
+    """The processor's model name (its vector units decide the last bits of a CPU run), as the OS reports it."""
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine() or "unknown"
+
+
+def code_commit() -> str:
+    """The git commit of the code that trains, "+changes" when joint/ differs from it; "unknown" outside a checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True,
+                              timeout=30).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no", "--", "joint") else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def installed_version() -> str:

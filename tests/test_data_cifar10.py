@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import random_split
 
 import joint.data
-from joint import quant
+from joint import experiments, quant
 from joint.config import RunConfig
 from joint.data import cifar10
 from joint.data.download import DatasetError, file_digest
@@ -108,8 +108,8 @@ def test_a_cpu_profile_run_trains_end_to_end_on_the_loader(root, tmp_path):
     config = RunConfig("cifar10", "joint", 1.0, "mpic", profile="cpu")
     assert record["key"] == store.key(config) != config.key()  # the data copy is part of the run's name
     assert record["data_identity"] == "official cifar-10-python.tar.gz"
-    assert record["environment"] == {"threads": torch.get_num_threads(), "device": "cpu",
-                                     "compiled_quantizer": quant.compiled()}
+    assert record["environment"] == {"cpu": experiments.cpu_model(), "threads": torch.get_num_threads(),
+                                     "device": "cpu", "compiled_quantizer": quant.compiled()}
     assert load_model(record, store).training is False  # found by the key it was recorded under
 
 

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import joint
 from joint import Arch, experiments, profiles
 from joint.__main__ import main
 from joint.config import RunConfig
-from joint.experiments import run, size_sweep, sweep, without_timing
+from joint.experiments import code_commit, run, size_sweep, sweep, without_timing
 from joint.store import Store, load_model
 from joint.train import evaluate
 
@@ -110,6 +111,22 @@ def test_notebook_parameters_are_checked():
         experiments.check_parameters("digits", "smoke", results_dir=None)
 
 
+def test_the_code_commit_names_uncommitted_changes_to_the_library_and_a_tree_outside_git(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiments, "ROOT", tmp_path)
+    assert code_commit() == "unknown"  # not a git checkout
+    (tmp_path / "joint").mkdir()
+    (tmp_path / "joint" / "train.py").write_text("lr = 1e-3\n")
+    (tmp_path / "README.md").write_text("notes\n")
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "code"]):
+        subprocess.run(git + args, check=True)
+    head = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    (tmp_path / "README.md").write_text("more notes\n")
+    assert code_commit() == head  # a change outside joint/ trains nothing differently
+    (tmp_path / "joint" / "train.py").write_text("lr = 3e-3\n")
+    assert code_commit() == head + "+changes"
+
+
 def test_same_config_and_seed_give_an_identical_record(tmp_path):
     config = RunConfig("digits", "joint", 2.0, profile="smoke")
     first, second = run(config, store(tmp_path, "a")), run(config, store(tmp_path, "b"))
@@ -117,6 +134,7 @@ def test_same_config_and_seed_give_an_identical_record(tmp_path):
     assert set(first) == {"key", "config", "profile_settings", "data", "data_identity", "space", "phases", "metrics",
                           "arch", "warnings", "versions", "environment"}
     assert first["data"] == "scikit-learn's bundled digits"
+    assert first["environment"]["cpu"] == experiments.cpu_model() and first["versions"]["commit"] == code_commit()
     assert set(first["phases"]) == {"warmup", "search", "finetune"}
     assert first["metrics"]["size_kb"] == Arch.from_dict(first["arch"]).size_kb()
 
@@ -216,7 +234,8 @@ def test_a_record_does_not_depend_on_what_ran_before_it(tmp_path, compiler_cache
     # it, and at how many threads, is test_quant's test_compiled_sums_do_not_depend_on_what_compiled_the_kernel_before)
     alone = _records_of(tmp_path / "alone", HISTORY_RUNS[-1:], 2, compiler_cache)
     assert together[-1:] == alone
-    assert together[-1]["environment"] == {"threads": 2, "device": "cpu", "compiled_quantizer": True}
+    assert together[-1]["environment"] == {"cpu": experiments.cpu_model(), "threads": 2, "device": "cpu",
+                                           "compiled_quantizer": True}
 
 
 WHOLE_RUNS = [RunConfig("digits", "joint", 5.0, "size", "smoke"), RunConfig("digits", "pit", 1.0, profile="smoke")]
