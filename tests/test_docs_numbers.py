@@ -7,7 +7,7 @@ import pytest
 from joint import paper
 from joint.store import ROOT, read_json
 
-PAGES = ["README.md", "docs/results.md", "docs/search_study.md"]
+PAGES = ["README.md", "docs/results.md", "docs/search_study.md", "docs/method.md"]
 # passages about runs that left no record (the first 10-epoch sweep's records were dropped; diagnostics outside the
 # records), named by how their paragraph starts: their numbers cannot be recomputed, so they are not checked
 NOT_RECORDED = ("- **Search and fine-tune lengths.**", "- **A search passes through chance accuracy.**",
