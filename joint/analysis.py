@@ -427,14 +427,17 @@ def search_study(records: list[dict], choice: str | None, plain: list[dict] = ()
     method's plain runs in `plain` (a sweep without variants over every lambda; None below that front's sizes),
     its minutes after the warm-up, and whether it is a run of the setting `choice` (the adopted default: a variant
     that does not change a method gives its plain run, so that run is chosen too; fixed baselines always are)."""
+    fronts: dict[tuple[str, str], list[Point]] = {}
+    for p in (p for p in plain if not p["config"].get("variant")):
+        key = (p["config"]["method"], p["config"]["cost"])
+        fronts.setdefault(key, []).extend(points([p], key[0]))
     rows = []
     for r in (r for r in records if "search" in r["phases"]):  # not the PIT seed
         c, m = r["config"], r["metrics"]
         curve = [e["val_accuracy"] for e in r["phases"]["search"]["curve"]]
         config = RunConfig.of(c)
         chosen = config == replace(config, variant=choice)  # RunConfig drops what a variant does not change
-        front = points([p for p in plain if not p["config"].get("variant") and p["config"]["cost"] == c["cost"]],
-                       c["method"])
+        front = fronts.get((c["method"], c["cost"]))
         gap = front_gap(Point(c["method"], m["size_kb"], 100 * m["test_accuracy"]), front) if front else None
         minutes = sum(p.get("seconds", 0.0) for name, p in r["phases"].items() if name != "warmup") / 60
         rows.append({"variant": c.get("variant") or "none", "method": c["method"], "lam": c["lam"],
