@@ -1,3 +1,6 @@
+import os
+from contextlib import contextmanager
+
 import pytest
 import torch
 from distributed import Client, LocalCluster
@@ -28,11 +31,24 @@ def serial(tmp_path_factory) -> list[dict]:
         torch.set_num_threads(threads)
 
 
+@contextmanager
+def environment_kept():
+    """Dask's nanny writes its workers' settings (OMP_NUM_THREADS=1 among them) into this process's environment and
+    leaves them there: put it back, so the processes later tests start train with the threads they would have."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="module")
 def scheduler():
     """A one-process, one-thread local cluster on loopback, its workers single-threaded for torch."""
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
-                      env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}) as cluster:
+    with environment_kept(), LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                          dashboard_address=None, env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+                                          ) as cluster:
         yield cluster.scheduler_address
 
 
