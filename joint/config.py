@@ -36,6 +36,7 @@ class RunConfig:
         if self.benchmark not in datasets.LOADERS:
             raise ValueError(f"unknown benchmark {self.benchmark!r}; allowed: {', '.join(sorted(datasets.LOADERS))}")
         method = methods.get(self.method)
+        profiled_search = get_profile(self.profile, self.benchmark).search
         get_profile(self.profile, self.benchmark, self.variant)
         if self.variant is not None:
             if method.space is None:
@@ -44,7 +45,7 @@ class RunConfig:
                                  f"a variant applies to {quantized}")
             # what changes nothing is dropped: such a run is the one without it
             object.__setattr__(self, "variant", effective_variant(self.variant, method.searches,
-                                                                  0 in method.space.weight_bits))
+                                                                  0 in method.space.weight_bits, profiled_search))
         cost_models.get(self.cost)
         if isinstance(self.lam, bool) or not isinstance(self.lam, (int, float)) or not 0 <= self.lam < math.inf:
             raise ValueError(f"lam must be a finite number >= 0; got {self.lam!r}")

@@ -427,6 +427,18 @@ def data_sources(records: list[dict]) -> str:
     return "; ".join(dict.fromkeys(r.get("data", "unknown") for r in records))
 
 
+def before_the_ramp(records: list[dict]) -> list[str]:
+    """One line if searched runs among `records` were trained without the lambda ramp, the search default since the
+    search study (docs/search_study.md): the committed cpu records predate it. Empty otherwise."""
+    searched = [r for r in records if "search" in r["phases"]]
+    unramped = [r for r in searched if not r["profile_settings"]["search"].get("lam_ramp")]
+    if not unramped:
+        return []
+    return [f"note: {len(unramped)} of these {len(searched)} searched runs were trained without the lambda ramp, the "
+            f"search default of the smoke, quick and paper profiles since the search study (docs/search_study.md); "
+            f"they predate it"]
+
+
 def warnings_of(records: list[dict]) -> list[str]:
     """One line per warning a record carries (a search that never moved), naming the run."""
     return [f"warning: {r['config']['method']} lam={r['config']['lam']:g} ({r['config']['cost']}): {text}"

@@ -16,7 +16,7 @@ from joint import Arch, experiments, profiles
 from joint.__main__ import main
 from joint.config import RunConfig
 from joint.experiments import code_commit, run, size_sweep, sweep, without_timing
-from joint.store import Store, load_model
+from joint.store import ROOT, Store, load_model, read_json
 from joint.train import evaluate
 
 
@@ -307,12 +307,24 @@ def test_a_sequential_run_starts_from_the_recorded_pit_model_with_no_cache(tmp_p
 def test_a_variant_names_search_settings_and_what_it_does_not_change_is_dropped():
     plain = RunConfig("digits", "joint", 1.0, profile="smoke")
     assert plain.to_dict() == {k: v for k, v in plain.__dict__.items() if k != "variant"}  # old records' fields
-    hard = RunConfig("digits", "joint", 1.0, profile="smoke", variant="ramp+hard")
-    assert hard.variant == "hard+ramp" and hard.key() != plain.key()
+    hard = RunConfig("cifar10", "joint", 1.0, profile="cpu", variant="ramp+hard")
+    assert hard.variant == "hard+ramp" and hard.key() != RunConfig("cifar10", "joint", 1.0, profile="cpu").key()
     assert (hard.settings().search.sampling, hard.settings().search.lam_ramp) == ("hard", True)
+    assert RunConfig("digits", "joint", 1.0, profile="smoke", variant="ramp+hard").variant == "hard"  # smoke ramps
     assert RunConfig("digits", "mixprec", 1.0, profile="smoke", variant="compensate").variant is None  # no 0 bits
     assert RunConfig("digits", "mixprec", 1.0, profile="smoke", variant="compensate+hard").variant == "hard"
     assert RunConfig("digits", "w8a8", profile="smoke", variant="hard") == RunConfig("digits", "w8a8", profile="smoke")
+
+
+def test_runs_searched_without_the_lambda_ramp_are_named_as_predating_the_default():
+    def record(ramp, phases=("warmup", "search", "finetune")):
+        return {"phases": dict.fromkeys(phases, {}), "profile_settings": {"search": {"lam_ramp": ramp}}}
+    fixed = record(False, ("warmup", "finetune"))
+    assert experiments.before_the_ramp([record(True), fixed]) == []
+    [line] = experiments.before_the_ramp([record(True), record(False), record(False), fixed])
+    assert line.startswith("note: 2 of these 3 searched runs were trained without the lambda ramp")
+    cpu = [read_json(p) for p in sorted((ROOT / "results" / "cpu" / "runs").glob("*.json"))]
+    assert experiments.before_the_ramp(cpu)  # the committed cpu sweep predates the default
 
 
 def test_a_compensated_search_starts_from_weights_divided_by_the_alive_probability(tmp_path, monkeypatch):

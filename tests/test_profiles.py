@@ -6,6 +6,7 @@ from joint import profiles
 from joint.config import RunConfig
 from joint.profiles import effective_variant, get_profile
 from joint.store import Store
+from joint.train import PhaseConfig
 
 
 def test_paper_profile_follows_the_protocol_per_benchmark():
@@ -71,7 +72,21 @@ def test_a_variant_changes_the_search_phase_only_and_bad_names_are_one_line():
 
 
 def test_a_variant_keeps_only_what_changes_a_method():
-    assert effective_variant("ramp+compensate", searches=True, prunes=True) == "compensate+ramp"
-    assert effective_variant("ramp+compensate", searches=True, prunes=False) == "ramp"
-    assert effective_variant("compensate", searches=True, prunes=False) is None
-    assert effective_variant("hard", searches=False, prunes=False) is None
+    plain, ramped = PhaseConfig(8), PhaseConfig(8, lam_ramp=True)
+    assert effective_variant("ramp+compensate", searches=True, prunes=True, search=plain) == "compensate+ramp"
+    assert effective_variant("ramp+compensate", searches=True, prunes=False, search=plain) == "ramp"
+    assert effective_variant("compensate", searches=True, prunes=False, search=plain) is None
+    assert effective_variant("hard", searches=False, prunes=False, search=plain) is None
+    assert effective_variant("ramp", searches=True, prunes=True, search=ramped) is None  # the profile ramps already
+    assert effective_variant("hard+ramp", searches=True, prunes=True, search=ramped) == "hard"
+
+
+def test_the_search_ramps_lambda_by_default_except_in_the_cpu_profile_whose_records_predate_it():
+    for name in ("smoke", "quick", "paper"):
+        for benchmark in profiles.PROFILES[name].benchmarks:
+            assert get_profile(name, benchmark).search.lam_ramp, (name, benchmark)
+            assert not get_profile(name, benchmark).pit_search.lam_ramp  # PIT searches as the study's PIT seed did
+    cpu = get_profile("cpu", "cifar10")
+    assert not cpu.search.lam_ramp and cpu.study_choice == "ramp"
+    assert RunConfig("digits", "joint", 1.0, profile="quick", variant="ramp") == \
+        RunConfig("digits", "joint", 1.0, profile="quick")  # the same run, under one key
