@@ -193,15 +193,17 @@ PROFILES: dict[str, Profile] = {
         PhaseConfig(60, lr=3e-3, min_epochs=20, patience=15),
         PhaseConfig(40, lr=1e-3, arch_lr=0.1, min_epochs=30, patience=40, temperature_decay=0.1, lam_ramp=True),
         PhaseConfig(20, lr=1e-3, min_epochs=10, patience=10),
-        (0.05, 0.2, 0.5, 0.7, 1.0, 2.0, 5.0, 10.0),
+        # with the lambda ramp, the size searches at 0.05 and 0.2 (joint, MixPrec, the sequential MixPrec stage) and
+        # the NE16 search at 0.005 never left the all-8-bit network (their records flagged it): the grids start above
+        (0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
         PhaseConfig(40, lr=1e-3, arch_lr=3e-3, arch_optimizer="adam", min_epochs=30, patience=40),
         PhaseConfig(20, lr=1e-3, min_epochs=10, patience=10),
-        (0.02, 0.1, 0.4), (0.2, 1.0, 5.0),
+        (0.02, 0.1, 0.4), (0.5, 1.0, 5.0),
         # a normalised lambda weighs each cost model differently: NE16's straight-through tile counts give every
         # channel a steep gradient, so its front collapses to one channel per layer from lambda 0.2 on; each grid
         # spans its model's front from the all-8-bit network to just before that collapse
         {"bitops": (0.2, 0.5, 1.0, 2.0, 5.0, 10.0), "mpic": (0.2, 0.5, 1.0, 2.0, 5.0, 7.0),
-         "ne16": (0.005, 0.01, 0.02, 0.05, 0.1, 0.15)},
+         "ne16": (0.01, 0.02, 0.03, 0.05, 0.1, 0.15)},
         executor="local"),
     "cpu": _cpu_profile(),
     "paper": _paper_profile(),
