@@ -120,6 +120,12 @@ def ramped_lambda(lam: float, epoch: int, epochs: int) -> float:
     return min(lam / 100 + epoch * 0.99 * lam / half, lam)
 
 
+def full_lambda_epoch(epochs: int) -> int:
+    """The first epoch (counted from 1) that a ramped search trains at its full lambda: a ramped search selects from
+    there on, since an earlier, less regularised epoch answers a smaller lambda than the run's."""
+    return min(max(epochs // 2, 1) + 1, epochs)
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """CUDA when present (with the deterministic settings of the paper's seeding), else the CPU; or `name`."""
     if name == "auto":
@@ -234,6 +240,9 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
         step_model = compile_whole(model)
         if isinstance(model, SearchableNet):
             model.compile_cost()
+    first_eligible = min(config.min_epochs, config.epochs)
+    if search and config.lam_ramp:
+        first_eligible = max(first_eligible, full_lambda_epoch(config.epochs))
     shuffle = torch.Generator()
     bar = tqdm(total=config.epochs, initial=state["epoch"], desc=desc, disable=not progress, leave=False)
     epoch = state["epoch"]
@@ -271,7 +280,7 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
             val_loss += lam * cost / penalty.reference
         epoch += 1
         metric = val_acc if config.selection == "accuracy" else -val_loss
-        eligible = epoch >= min(config.min_epochs, config.epochs)
+        eligible = epoch >= first_eligible
         if eligible and metric > state["best_metric"]:
             state.update(best=copy.deepcopy(model.state_dict()), best_metric=metric, best_epoch=epoch,
                          best_val=(val_acc, val_loss), bad_epochs=0)

@@ -8,7 +8,7 @@ from torch.utils.data import TensorDataset
 import joint
 from joint import train
 from joint.data.tensors import TensorData
-from joint.train import Penalty, PhaseConfig, ramped_lambda, train_phase
+from joint.train import Penalty, PhaseConfig, full_lambda_epoch, ramped_lambda, train_phase
 
 
 def tiny_data(n=96):
@@ -78,6 +78,27 @@ def test_early_stopping_after_patience_and_best_state_restored():
     result = train_phase(model, PhaseConfig(10, lr=0.0, weight_decay=0.0, min_epochs=2, patience=2), *data,
                          batch_size=32, seed=0, progress=False)
     assert (result.epochs, result.best_epoch) == (4, 2)
+
+
+def test_a_ramped_search_selects_only_among_its_epochs_at_full_lambda(monkeypatch):
+    for epochs in range(2, 12):
+        first = full_lambda_epoch(epochs)  # counted from 1; ramped_lambda counts from 0
+        assert ramped_lambda(3.0, first - 1, epochs) == pytest.approx(3.0) and ramped_lambda(3.0, first - 2, epochs) < 2.9
+    data = tiny_data()
+    for ramp, kept in ((False, 1), (True, 3)):
+        epochs_seen = []
+
+        def worse_every_epoch(*args, **kwargs):  # the first epoch validates best
+            epochs_seen.append(1)
+            return 1.0 - 0.1 * len(epochs_seen), 0.0
+
+        monkeypatch.setattr(train, "evaluate", worse_every_epoch)
+        torch.manual_seed(0)
+        net = joint.searchable(joint.models.resnet8_digits(), joint.SearchSpace(), data[0].tensors[0][:32])
+        config = PhaseConfig(4, arch_lr=0.5, min_epochs=1, patience=4, temperature_decay=0.5, lam_ramp=ramp)
+        result = train_phase(net, config, *data, batch_size=32, seed=0, penalty=Penalty(5.0, "size", 616_576.0),
+                             progress=False)
+        assert result.best_epoch == kept and full_lambda_epoch(4) == 3
 
 
 def test_search_phase_moves_the_logits_and_anneals_the_temperature():
