@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from . import cost as cost_models
 from . import data as datasets
 from . import methods
-from .profiles import Profile, effective_variant, get_profile
+from .profiles import Profile, effective_variant, get_profile, search_overrides
 from .search import SearchSpace
 
 
@@ -37,8 +37,8 @@ class RunConfig:
             raise ValueError(f"unknown benchmark {self.benchmark!r}; allowed: {', '.join(sorted(datasets.LOADERS))}")
         method = methods.get(self.method)
         profiled_search = get_profile(self.profile, self.benchmark).search
-        get_profile(self.profile, self.benchmark, self.variant)
         if self.variant is not None:
+            search_overrides(self.variant)  # one line for a bad name
             if method.space is None:
                 quantized = ", ".join(m for m, spec in methods.METHODS.items() if spec.space is not None)
                 raise ValueError(f"variant must be None for method {self.method!r}, which has no quantized search; "

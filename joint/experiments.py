@@ -434,9 +434,9 @@ def before_the_ramp(records: list[dict]) -> list[str]:
     unramped = [r for r in searched if not r["profile_settings"]["search"].get("lam_ramp")]
     if not unramped:
         return []
+    ramping = ", ".join(name for name, prof in PROFILES.items() if prof.search.lam_ramp)
     return [f"note: {len(unramped)} of these {len(searched)} searched runs were trained without the lambda ramp, the "
-            f"search default of the smoke, quick and paper profiles since the search study (docs/search_study.md); "
-            f"they predate it"]
+            f"search default of the profiles {ramping} since the search study (docs/search_study.md); they predate it"]
 
 
 def warnings_of(records: list[dict]) -> list[str]:

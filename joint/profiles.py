@@ -118,7 +118,8 @@ def _paper_profile() -> Profile:
             "cifar10": dict(workers=0, tour_epochs=2),  # held as a uint8 tensor, augmented a batch at a time
             "speech_commands": dict(
                 batch_size=100, workers=0, warmup=PhaseConfig(**gsc),
-                search=PhaseConfig(**gsc, arch_lr=1e-2, lam_ramp=True), finetune=PhaseConfig(**gsc), pit_search=PhaseConfig(**gsc, arch_lr=1e-3, arch_optimizer="adam"),
+                search=PhaseConfig(**gsc, arch_lr=1e-2, lam_ramp=True), finetune=PhaseConfig(**gsc),
+                pit_search=PhaseConfig(**gsc, arch_lr=1e-3, arch_optimizer="adam"),
                 pit_finetune=PhaseConfig(**{**gsc, "lr": 5e-4})),
             "tiny_imagenet": dict(
                 batch_size=100, workers=4,

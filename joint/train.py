@@ -114,16 +114,20 @@ def lr_factor(config: PhaseConfig, epoch: int) -> float:
     return factor
 
 
+def _ramp_epochs(epochs: int) -> int:
+    """How many epochs the lambda ramp lasts: the first half of the phase."""
+    return max(epochs // 2, 1)
+
+
 def ramped_lambda(lam: float, epoch: int, epochs: int) -> float:
     """Linear ramp from lam/100 to lam over the first half of the epochs (the paper scripts' option)."""
-    half = max(epochs // 2, 1)
-    return min(lam / 100 + epoch * 0.99 * lam / half, lam)
+    return min(lam / 100 + epoch * 0.99 * lam / _ramp_epochs(epochs), lam)
 
 
 def full_lambda_epoch(epochs: int) -> int:
     """The first epoch (counted from 1) that a ramped search trains at its full lambda: a ramped search selects from
     there on, since an earlier, less regularised epoch answers a smaller lambda than the run's."""
-    return min(max(epochs // 2, 1) + 1, epochs)
+    return min(_ramp_epochs(epochs) + 1, epochs)
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -83,7 +83,8 @@ def test_early_stopping_after_patience_and_best_state_restored():
 def test_a_ramped_search_selects_only_among_its_epochs_at_full_lambda(monkeypatch):
     for epochs in range(2, 12):
         first = full_lambda_epoch(epochs)  # counted from 1; ramped_lambda counts from 0
-        assert ramped_lambda(3.0, first - 1, epochs) == pytest.approx(3.0) and ramped_lambda(3.0, first - 2, epochs) < 2.9
+        assert ramped_lambda(3.0, first - 1, epochs) == pytest.approx(3.0)
+        assert ramped_lambda(3.0, first - 2, epochs) < 2.9
     data = tiny_data()
     for ramp, kept in ((False, 1), (True, 3)):
         epochs_seen = []
