@@ -264,11 +264,13 @@ class SearchableNet(nn.Module):
 
     def _apply(self, fn, recurse=True):
         """Moving the net (to a device, a dtype) drops the cached thetas, which live where the logits were, and
-        moves the cost constants along (once, not at every step)."""
+        moves the cost constants along (once, not at every step); the compiled costs, which hold those constants,
+        go only when the constants changed device (not at every validation's move to the device it is on)."""
         self._cache = None
         result = super()._apply(fn, recurse)
-        self._plan = self._plan.to(self._temperature.device)
-        self._compiled_costs = {}
+        if self._plan.w_bits.device != self._temperature.device:
+            self._plan = self._plan.to(self._temperature.device)
+            self._compiled_costs = {}
         return result
 
     # -- parameters -----------------------------------------------------------------------------------

@@ -248,4 +248,5 @@ def test_a_compiled_cost_gives_the_eager_values_and_gradients_and_compiles_once(
             assert torch.allclose(ga, gb, rtol=1e-9, atol=1e-12 * float(ga.abs().max()))
     with torch.no_grad():  # a validation cost runs uncompiled: no compilation for it
         assert torch.equal(compiled.cost(model), eager.cost(model))
+    compiled.to("cpu").cost(model).backward()  # a validation's move to the device the net is on keeps the compiled cost
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
