@@ -9,7 +9,7 @@ from joint.config import RunConfig
 from joint.store import ROOT, read_json
 
 RESULTS = ROOT / "results"
-REFERENCE_PROFILES = ("quick", "cpu")  # committed outputs; smoke's (the tour and study notebooks' default) are ignored
+REFERENCE_PROFILES = ("quick", "cpu")  # committed outputs; smoke's (the tour notebook's default) are ignored
 FOLDERS = sorted(p for profile in REFERENCE_PROFILES for p in (RESULTS / profile).glob("*")
                  if p.is_dir() and list(p.glob("*.csv")))
 
