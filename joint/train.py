@@ -266,7 +266,9 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if channels_last:
                 x = x.contiguous(memory_format=layout)
-            loss = F.cross_entropy(step_model(x), y, weight=weights)
+            # net mode: the epoch's last, smaller batch runs uncompiled rather than compiling the network again
+            forward = step_model if len(x) == batch_size else model
+            loss = F.cross_entropy(forward(x), y, weight=weights)
             if search:
                 loss = loss + penalty(model, lam)
             for o in optimizers:

@@ -251,23 +251,25 @@ print([s.read_record(c)["environment"] for c in runs])
 """
 
 
-def test_a_sweep_compiled_whole_compiles_each_phase_at_most_twice_and_never_falls_back(tmp_path):
+def test_a_sweep_compiled_whole_compiles_each_phase_once_and_never_falls_back(tmp_path):
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "compiler"), "TORCH_LOGS": "recompiles,dynamo",
            "JOINT_COMPILE": "net"}
     done = subprocess.run([sys.executable, "-c", SWEEP_WHOLE, str(tmp_path / "results"), str(tmp_path / "cache"),
                            repr([c.__dict__ for c in WHOLE_RUNS])], env=env, check=True, capture_output=True, text=True)
     assert all(e["compiled_whole"] for e in eval(done.stdout.strip().splitlines()[-1]))
-    # every phase (warm-up, searches, fine-tunes of pruned networks) compiles its network once, and once more for the
-    # epoch's last, smaller batch (then with a dynamic batch size): whatever the lambdas and pruned networks
+    # every phase (the warm-up, the joint search and fine-tune, PIT's search and fine-tune) compiles its network once:
+    # an epoch's last, smaller batch runs uncompiled, so no network is compiled again for it
     lines = done.stderr.splitlines()
-    whole = [line.split("Recompiling function ")[1].split()[0] for line in lines
-             if "Recompiling function whole_" in line]
-    assert len(whole) == len(set(whole)) >= 5, whole
+    traced = {line.split("start tracing ")[1].split()[0] for line in lines if "start tracing whole_" in line}
+    assert len(traced) == 5, traced
+    assert not [line for line in lines if "Recompiling function whole_" in line]
     costs = [line.split("start tracing ")[1].split()[0] for line in lines if "start tracing cost_" in line]
     # the joint search compiles its cost once, not once per epoch (PIT's mask cost is not compiled)
     assert len(costs) == 1, costs
+    # the quantizer's kernels recompile only for a new batch size or for autograd (first met in an evaluation)
     reasons = [line for line in lines if "[__recompiles]" in line and " - " in line and "/0: " in line]
-    assert all("size mismatch at index 0" in r or "4097 <= tensors[0].size()[0]" in r for r in reasons), reasons
+    assert all(any(why in r for why in ("size mismatch at index 0", "4097 <= tensors[0].size()[0]",
+                                        "dispatch key set mismatch")) for r in reasons), reasons
     assert "recompile_limit" not in done.stderr
 
 
