@@ -1,5 +1,6 @@
-"""The committed reference outputs (results/<profile>/<benchmark>/*.csv, *.md) are what the committed records give:
-a change that would alter a published table fails here instead of going unnoticed."""
+"""The committed reference outputs (results/<profile>/<benchmark>/*.csv, *.md) are what the committed records give,
+and the executed notebooks (results/<profile>/notebooks/) are of the current sources: a change that would alter a
+published table, or a notebook edited without re-running it, fails here instead of going unnoticed."""
 from pathlib import Path
 
 import pytest
