@@ -75,6 +75,16 @@ def pareto_front(pts: list[Point]) -> list[Point]:
     return front
 
 
+def dominates(a: Point, b: Point) -> bool:
+    """Whether `a` is at most as costly and at least as accurate as `b`, and strictly better in one of the two."""
+    return a.cost <= b.cost and a.accuracy >= b.accuracy and (a.cost < b.cost or a.accuracy > b.accuracy)
+
+
+def undominated(mine: list[Point], theirs: list[Point]) -> int:
+    """How many points of `mine` no point of `theirs` dominates."""
+    return sum(not any(dominates(t, m) for t in theirs) for m in mine)
+
+
 def front_gap(point: Point, front: list[Point]) -> float | None:
     """How many accuracy points `point` lies above (+) or below (-) the straight lines joining the Pareto points of
     `front` at its cost; beyond the front's largest point, above or below that point's accuracy (what a larger model
@@ -173,8 +183,9 @@ def _seeds(records: list[dict], sequential: list[dict]) -> list[dict]:
 
 
 def time_table(records: list[dict], method: str = "joint", baseline: str = "sequential") -> pd.DataFrame:
-    """Runs, epochs and wall-clock seconds each method needs to produce its whole front; the warm-up shared by
-    all runs of a method is counted once, and the sequential baseline is also split into its PIT and MixPrec stages."""
+    """Runs, epochs and wall-clock seconds each flow needs to produce its whole front, and the final models it gives;
+    the warm-up shared by all runs of a flow is counted once, and the sequential flow is split into its PIT stage
+    (every PIT run: the scan that picks the seeds, the unused λ included) and its MixPrec stage."""
     runs = {m: [r for r in records if r["config"]["method"] == m] for m in (method, baseline)}
     warm = next((r["phases"]["warmup"] for r in records if "warmup" in r["phases"]), {"epochs": 0, "seconds": 0.0})
     if "pretrain" in warm:  # Tiny ImageNet's 224-px stage belongs to the warm-up
@@ -182,19 +193,20 @@ def time_table(records: list[dict], method: str = "joint", baseline: str = "sequ
                 "seconds": warm["seconds"] + warm["pretrain"]["seconds"]}
     rows = []
 
-    def row(name: str, count: int, epochs: int, seconds: float) -> None:
-        rows.append({"method": name, "runs": count, "epochs": epochs, "seconds": seconds})
+    def row(name: str, count: int, final: int, epochs: int, seconds: float) -> None:
+        rows.append({"method": name, "runs": count, "final_models": final, "epochs": epochs, "seconds": seconds})
 
-    row("float warm-up (shared, once per method)", 1, warm["epochs"], warm["seconds"])
+    row("float warm-up (shared, once per method)", 1, 0, warm["epochs"], warm["seconds"])
     epochs, seconds = _effort(runs[method], SEARCH_PHASES)
-    row(f"{method} (total)", len(runs[method]) + 1, epochs + warm["epochs"], seconds + warm["seconds"])
-    seeds = _seeds(records, runs[baseline])
-    pit_epochs, pit_seconds = _effort(seeds, PIT_PHASES)
+    row(f"{method} (total)", len(runs[method]) + 1, len(runs[method]), epochs + warm["epochs"], seconds + warm["seconds"])
+    _seeds(records, runs[baseline])  # every seed is among the records
+    scan = [r for r in records if r["config"]["method"] == "pit"] if runs[baseline] else []
+    pit_epochs, pit_seconds = _effort(scan, PIT_PHASES)
     mix_epochs, mix_seconds = _effort(runs[baseline], SEARCH_PHASES)
-    row(f"{baseline} (total)", len(seeds) + len(runs[baseline]) + 1, pit_epochs + mix_epochs + warm["epochs"],
-        pit_seconds + mix_seconds + warm["seconds"])
-    row(f"{baseline}: PIT stage", len(seeds), pit_epochs, pit_seconds)
-    row(f"{baseline}: MixPrec stage", len(runs[baseline]), mix_epochs, mix_seconds)
+    row(f"{baseline} (total)", len(scan) + len(runs[baseline]) + 1, len(runs[baseline]),
+        pit_epochs + mix_epochs + warm["epochs"], pit_seconds + mix_seconds + warm["seconds"])
+    row(f"{baseline}: PIT stage", len(scan), 0, pit_epochs, pit_seconds)
+    row(f"{baseline}: MixPrec stage", len(runs[baseline]), len(runs[baseline]), mix_epochs, mix_seconds)
     return pd.DataFrame(rows)
 
 
@@ -364,7 +376,8 @@ def size_range(records: list[dict], method: str, metric: str = "size_kb") -> tup
 
 def summarize_time(table: pd.DataFrame, records: list[dict], method: str = "joint",
                    baseline: str = "sequential") -> str:
-    """The training-time ratio of the two flows and the size ranges their runs and fronts cover, from the numbers."""
+    """The training-time ratio of the two flows, the size ranges their runs and fronts cover, and how many models of
+    each flow the other does not dominate, from the numbers."""
     total = table.set_index("method")
     mine, theirs = total.loc[f"{method} (total)"], total.loc[f"{baseline} (total)"]
 
@@ -373,12 +386,16 @@ def summarize_time(table: pd.DataFrame, records: list[dict], method: str = "join
         lo, hi = size_range(records, m)
         return f"runs {min(sizes):.2f}-{max(sizes):.2f} kB, front {lo:.2f}-{hi:.2f} kB"
 
+    compared = comparable(records)
+    ours, other = points(compared, method), points(compared, baseline)
     return (f"The {method} flow trains its whole front in {mine['seconds']:.0f} s ({int(mine['epochs'])} epochs, "
-            f"{int(mine['runs'])} runs) against {theirs['seconds']:.0f} s ({int(theirs['epochs'])} epochs, "
-            f"{int(theirs['runs'])} runs) for the {baseline} flow: a ratio of "
-            f"{mine['seconds'] / theirs['seconds']:.2f} in wall-clock time and "
-            f"{mine['epochs'] / theirs['epochs']:.2f} in epochs. Sizes covered: {method} {ranges(method)}; "
-            f"{baseline} {ranges(baseline)}.")
+            f"{int(mine['runs'])} runs, {int(mine['final_models'])} final models) against {theirs['seconds']:.0f} s "
+            f"({int(theirs['epochs'])} epochs, {int(theirs['runs'])} runs, {int(theirs['final_models'])} final "
+            f"models) for the {baseline} flow: a ratio of {mine['seconds'] / theirs['seconds']:.2f} in wall-clock "
+            f"time and {mine['epochs'] / theirs['epochs']:.2f} in epochs. Sizes covered: {method} {ranges(method)}; "
+            f"{baseline} {ranges(baseline)}. Of the {len(ours)} {method} models, {undominated(ours, other)} are "
+            f"dominated by no {baseline} model (one at most as large and at least as accurate, better in one of the "
+            f"two); of the {len(other)} {baseline} models, {undominated(other, ours)} by no {method} model.")
 
 
 def summarize_size_table(table: pd.DataFrame) -> str:

@@ -89,21 +89,35 @@ def timed(method, key, phases, seed=None, size=10.0, acc=90.0):
 TIMED = [timed("joint", "j1", {"search": (40, 8.0), "finetune": (20, 4.0)}, size=5.0, acc=91.0),
          timed("joint", "j2", {"search": (40, 9.0), "finetune": (20, 4.0)}, size=2.0, acc=85.0),
          timed("pit", "p1", {"pit_search": (40, 7.0), "pit_finetune": (20, 3.0)}),
-         timed("pit", "p2", {"pit_search": (40, 7.0), "pit_finetune": (20, 3.0)}),  # seeds nothing: not counted
+         timed("pit", "p2", {"pit_search": (40, 7.0), "pit_finetune": (20, 3.0)}),  # seeds nothing: part of the scan
          timed("sequential", "s1", {"search": (40, 8.0), "finetune": (20, 4.0)}, "p1", size=6.0, acc=90.0),
          timed("sequential", "s2", {"search": (40, 8.0), "finetune": (20, 4.0)}, "p1", size=3.0, acc=88.0)]
 
 
-def test_time_table_counts_the_shared_warmup_once_and_each_seed_once():
+def test_time_table_counts_the_shared_warmup_once_and_the_whole_pit_scan():
     rows = {r["method"]: r for r in analysis.time_table(TIMED).to_dict("records")}
     assert (rows["joint (total)"]["runs"], rows["joint (total)"]["epochs"], rows["joint (total)"]["seconds"]) == \
         (3, 30 + 120, 3.0 + 25.0)
-    assert (rows["sequential: PIT stage"]["runs"], rows["sequential: PIT stage"]["seconds"]) == (1, 10.0)
+    assert (rows["sequential: PIT stage"]["runs"], rows["sequential: PIT stage"]["seconds"]) == (2, 20.0)
     assert (rows["sequential: MixPrec stage"]["runs"], rows["sequential: MixPrec stage"]["seconds"]) == (2, 24.0)
-    assert rows["sequential (total)"]["seconds"] == 3.0 + 10.0 + 24.0 and rows["sequential (total)"]["runs"] == 4
+    assert rows["sequential (total)"]["seconds"] == 3.0 + 20.0 + 24.0 and rows["sequential (total)"]["runs"] == 5
+    assert [rows[m]["final_models"] for m in ("joint (total)", "sequential (total)", "sequential: PIT stage")] == \
+        [2, 2, 0]
     summary = analysis.summarize_time(analysis.time_table(TIMED), TIMED)
-    assert "in 28 s (150 epochs, 3 runs) against 37 s" in summary and "a ratio of 0.76 in wall-clock time" in summary
+    assert "in 28 s (150 epochs, 3 runs, 2 final models) against 47 s" in summary
+    assert "a ratio of 0.60 in wall-clock time" in summary
     assert "joint runs 2.00-5.00 kB, front 2.00-5.00 kB; sequential runs 3.00-6.00 kB" in summary
+    # j1 (5 kB, 91 %) dominates s1 (6 kB, 90 %); nothing dominates s2 (3 kB, 88 %), j1 or j2 (2 kB, 85 %)
+    assert "Of the 2 joint models, 2 are dominated by no sequential model" in summary
+    assert "of the 2 sequential models, 1 by no joint model" in summary
+
+
+def test_dominance_needs_one_strict_improvement():
+    a, b = analysis.Point("joint", 5.0, 91.0), analysis.Point("sequential", 5.0, 91.0)
+    assert not analysis.dominates(a, b) and not analysis.dominates(b, a)
+    assert analysis.dominates(analysis.Point("joint", 4.0, 91.0), b)
+    assert analysis.dominates(analysis.Point("joint", 5.0, 91.5), b)
+    assert analysis.undominated([a, analysis.Point("joint", 7.0, 90.0)], [b]) == 1
 
 
 def test_point_time_includes_the_seed_and_missing_seeds_are_named():
