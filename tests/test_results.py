@@ -50,7 +50,7 @@ def test_committed_tables_are_what_the_committed_records_give(folder: Path):
         assert (folder / f"{name}.md").read_text() == analysis.to_markdown(table), name
 
 
-NOTEBOOKS = ROOT / "notebooks"
+SOURCES = ROOT / "notebooks"  # the notebooks `make reproduce` executes into results/<profile>/notebooks/
 EXECUTED = sorted(p for profile in REFERENCE_PROFILES for p in (RESULTS / profile / "notebooks").glob("*.ipynb"))
 
 
@@ -58,7 +58,7 @@ EXECUTED = sorted(p for profile in REFERENCE_PROFILES for p in (RESULTS / profil
 def test_committed_notebooks_were_executed_from_the_current_sources(executed: Path):
     """A notebook edited after `make reproduce` ran it leaves a stale executed copy: the copy's cells (less the
     parameters papermill injects) must be the source's."""
-    source = read_json(NOTEBOOKS / f"{executed.stem.rsplit('-', 1)[0]}.ipynb")["cells"]
+    source = read_json(SOURCES / f"{executed.stem.rsplit('-', 1)[0]}.ipynb")["cells"]
     cells = [c for c in read_json(executed)["cells"] if "injected-parameters" not in c["metadata"].get("tags", [])]
     assert ["".join(c["source"]) for c in cells] == ["".join(c["source"]) for c in source], \
         f"re-run make reproduce PROFILE={executed.parent.parent.name}"
