@@ -1,6 +1,7 @@
 """Pareto fronts, the iso-accuracy size reduction (the paper's rule), and the tables of the analyses."""
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,12 +15,15 @@ from .data import CLASSES
 
 @dataclass(frozen=True)
 class Point:
-    """One trained model: its method, cost (kB, cycles, ...), test accuracy in %, and lambda."""
+    """One trained setting: its method, cost (kB, cycles, ...), test accuracy in %, and lambda; the mean over its
+    seeds where it was trained with several."""
 
     method: str
     cost: float
     accuracy: float
     lam: float = 0.0
+    spread: float = 0.0  # accuracy's standard deviation over the seeds of one setting, in points
+    seeds: int = 1  # how many seeds the point averages
 
 
 # NE16 runs 8-bit activations only: in NE16 cycles a model counts with its accuracy measured at 8-bit activations
@@ -27,14 +31,41 @@ class Point:
 ACCURACY_OF = {"ne16_cycles": "ne16_accuracy"}
 
 
+def setting(record: dict) -> tuple:
+    """A record's config less its seed: the runs that repeat one setting with other seeds share it. A record without
+    a seed (the paper's points read off its figures) is a setting of its own."""
+    config = record["config"]
+    if "seed" not in config:
+        return ("record", id(record))
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in config.items() if k != "seed"))
+
+
+def first_seeds(records: list[dict]) -> list[dict]:
+    """Each setting's run with the lowest seed: what an analysis of one seed (training time, fronts' effort) counts."""
+    first: dict[tuple, dict] = {}
+    for r in records:
+        key = setting(r)
+        if key not in first or r["config"]["seed"] < first[key]["config"]["seed"]:
+            first[key] = r
+    return [r for r in records if first[setting(r)] is r]
+
+
 def points(records: list[dict], method: str, metric: str = "size_kb") -> list[Point]:
-    """Every record of `method` as a Point, accuracy in % (on NE16 cycles, as NE16 runs the model)."""
-    out = []
+    """Every setting of `method` as a Point, accuracy in % (on NE16 cycles, as NE16 runs the model); a setting
+    trained with several seeds gives one point at their mean cost and accuracy, its spread the accuracies' standard
+    deviation."""
+    runs: dict[tuple, list[tuple[float, float, float]]] = {}
     for r in records:
         m = r["metrics"]
         accuracy = m.get(ACCURACY_OF.get(metric, "test_accuracy"), m["test_accuracy"])
         if r["config"]["method"] == method and m.get(metric) is not None and accuracy is not None:
-            out.append(Point(method, m[metric], 100 * accuracy, r["config"]["lam"]))
+            runs.setdefault(setting(r), []).append((m[metric], 100 * accuracy, r["config"]["lam"]))
+    out = []
+    for repeats in runs.values():
+        costs, accuracies, (lam, *_) = zip(*repeats)
+        spread = statistics.stdev(accuracies) if len(repeats) > 1 else 0.0
+        out.append(Point(method, statistics.fmean(costs), statistics.fmean(accuracies), lam,
+                         spread, len(repeats)))
     return out
 
 
@@ -111,21 +142,31 @@ def reduction(candidate: Point | None, baseline: Point) -> float | None:
 
 def _row(comparison: str, baseline: Point, best: Point | None) -> dict:
     return {"comparison": comparison, "baseline_kB": baseline.cost, "baseline_acc_%": baseline.accuracy,
-            "method_kB": None if best is None else best.cost, "method_acc_%": None if best is None else best.accuracy,
+            "baseline_spread_%": baseline.spread, "method_kB": None if best is None else best.cost,
+            "method_acc_%": None if best is None else best.accuracy,
+            "method_spread_%": None if best is None else best.spread,
             "reduction_%": None if best is None else 100 * reduction(best, baseline)}
+
+
+SIZE_COLUMNS = ["comparison", "baseline_kB", "baseline_acc_%", "baseline_spread_%", "method_kB", "method_acc_%",
+                "method_spread_%", "reduction_%"]
+SPREAD_COLUMNS = ["baseline_spread_%", "method_spread_%"]
 
 
 def size_table(records: list[dict], method: str = "joint", metric: str = "size_kb") -> pd.DataFrame:
     """Iso-accuracy reduction of `method` against w8a8 and w2a8, and against each other searched method's front.
 
     Against a front the row reports the largest reduction over that front's points ("up to", as the paper).
-    Collapsed models (at chance accuracy) are left out: they are no reference for iso-accuracy.
+    Collapsed models (at chance accuracy) are left out: they are no reference for iso-accuracy. A setting trained
+    with several seeds counts at its mean; the spread columns (standard deviations over seeds, in accuracy points)
+    are there only when some setting was.
     """
     records = comparable(records, metric)
     mine = points(records, method, metric)
+    repeated = len({r["config"].get("seed", 0) for r in records}) > 1
+    columns = [c for c in SIZE_COLUMNS if repeated or c not in SPREAD_COLUMNS]
     if not mine:
-        return pd.DataFrame(columns=["comparison", "baseline_kB", "baseline_acc_%", "method_kB", "method_acc_%",
-                                     "reduction_%"])
+        return pd.DataFrame(columns=columns)
     rows = []
     for fixed in ("w8a8", "w2a8"):
         for base in points(records, fixed, metric):
@@ -144,20 +185,29 @@ def size_table(records: list[dict], method: str = "joint", metric: str = "size_k
             base, best = theirs[-1], None
         rows.append({**_row(f"{method} vs {other} (up to)", base, best),
                      "points_reached": f"{len(reached)}/{len(theirs)}"})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table[[c for c in table.columns if repeated or c not in SPREAD_COLUMNS]]
+
+
+def _accuracy(row, side: str) -> str:
+    """A table row's accuracy of one side ("baseline" or "method"), with its spread over seeds where it has one."""
+    spread = row.get(f"{side}_spread_%")
+    plus = f" ± {spread:.2f}" if spread is not None and not pd.isna(spread) and spread > 0 else ""
+    return f"{row[f'{side}_acc_%']:.2f}{plus} %"
 
 
 def describe_size_table(table: pd.DataFrame) -> str:
-    """Plain sentences stating what the table shows, written from its numbers."""
+    """Plain sentences stating what the table shows, written from its numbers (± one standard deviation over
+    seeds where a setting was trained with several)."""
     sentences = []
     for _, row in table.iterrows():
         if pd.isna(row["reduction_%"]):
-            sentences.append(f"{row['comparison']}: no model reaches the baseline's {row['baseline_acc_%']:.2f} % "
+            sentences.append(f"{row['comparison']}: no model reaches the baseline's {_accuracy(row, 'baseline')} "
                              f"accuracy, so there is no iso-accuracy reduction.")
         else:
             verb = "smaller" if row["reduction_%"] >= 0 else "larger"
-            sentences.append(f"{row['comparison']}: {row['method_kB']:.2f} kB at {row['method_acc_%']:.2f} % against "
-                             f"{row['baseline_kB']:.2f} kB at {row['baseline_acc_%']:.2f} %, "
+            sentences.append(f"{row['comparison']}: {row['method_kB']:.2f} kB at {_accuracy(row, 'method')} against "
+                             f"{row['baseline_kB']:.2f} kB at {_accuracy(row, 'baseline')}, "
                              f"{abs(row['reduction_%']):.1f} % {verb}.")
     return "\n".join(sentences)
 
@@ -185,7 +235,9 @@ def _seeds(records: list[dict], sequential: list[dict]) -> list[dict]:
 def time_table(records: list[dict], method: str = "joint", baseline: str = "sequential") -> pd.DataFrame:
     """Runs, epochs and wall-clock seconds each flow needs to produce its whole front, and the final models it gives;
     the warm-up shared by all runs of a flow is counted once, and the sequential flow is split into its PIT stage
-    (every PIT run: the scan that picks the seeds, the unused λ included) and its MixPrec stage."""
+    (every PIT run: the scan that picks the seeds, the unused λ included) and its MixPrec stage. One seed per setting
+    (`first_seeds`): the repeats that measure the spread are no part of either flow."""
+    records = first_seeds(records)
     runs = {m: [r for r in records if r["config"]["method"] == m] for m in (method, baseline)}
     warm = next((r["phases"]["warmup"] for r in records if "warmup" in r["phases"]), {"epochs": 0, "seconds": 0.0})
     if "pretrain" in warm:  # Tiny ImageNet's 224-px stage belongs to the warm-up
@@ -219,8 +271,9 @@ def point_seconds(record: dict, records: list[dict]) -> float:
 
 
 def front_times(records: list[dict], methods: tuple[str, ...] = ("joint", "sequential")) -> pd.DataFrame:
-    """Every Pareto point of the given methods with the training seconds behind it (seed included)."""
-    rows = []
+    """Every Pareto point of the given methods with the training seconds behind it (PIT seed included), one training
+    seed per setting."""
+    records, rows = first_seeds(records), []
     for method in methods:
         runs = [r for r in records if r["config"]["method"] == method]
         front = pareto_front(points(runs, method))
@@ -377,8 +430,8 @@ def size_range(records: list[dict], method: str, metric: str = "size_kb") -> tup
 def summarize_time(table: pd.DataFrame, records: list[dict], method: str = "joint",
                    baseline: str = "sequential") -> str:
     """The training-time ratio of the two flows, the size ranges their runs and fronts cover, and how many models of
-    each flow the other does not dominate, from the numbers."""
-    total = table.set_index("method")
+    each flow the other does not dominate, from the numbers (one training seed per setting, as `time_table`)."""
+    records, total = first_seeds(records), table.set_index("method")
     mine, theirs = total.loc[f"{method} (total)"], total.loc[f"{baseline} (total)"]
 
     def ranges(m: str) -> str:
@@ -403,8 +456,8 @@ def summarize_size_table(table: pd.DataFrame) -> str:
     def phrase(row) -> str:
         name = row["comparison"].split(" vs ")[1].replace(" (up to)", "")
         if pd.isna(row["reduction_%"]):
-            return f"no model reaches {name}'s {row['baseline_acc_%']:.2f} %"
-        return f"{row['reduction_%']:.1f} % vs {name} ({row['method_kB']:.2f} kB at {row['method_acc_%']:.2f} %)"
+            return f"no model reaches {name}'s {_accuracy(row, 'baseline')}"
+        return f"{row['reduction_%']:.1f} % vs {name} ({row['method_kB']:.2f} kB at {_accuracy(row, 'method')})"
 
     if table.empty:
         return "No baseline or method runs were recorded, so there is nothing to compare."

@@ -132,18 +132,20 @@ def _phases(config: RunConfig, prof: Profile) -> list[tuple[str, int]]:
 def estimate(benchmark: str, profile: str, configs: list[RunConfig], store: Store,
              per_sample: dict[str, float] | None = None, processes: int = 1) -> Estimate:
     """The time the runs of `configs` not yet recorded take with every phase at its epoch cap (a profile without
-    early stopping runs exactly these epochs), warm-up included if not cached; `processes` train the runs at once
-    after the warm-up (steps as long in each as measured here: small steps do not speed up with threads)."""
+    early stopping runs exactly these epochs), each training seed's warm-up included if not cached; `processes`
+    train the runs at once after the warm-ups (steps as long in each as measured here: small steps do not speed up
+    with threads)."""
     prof = get_profile(profile, benchmark)
     device = store.torch_device()
     train, val, _ = SPLIT_SIZES[benchmark]
     pending = [c for c in configs if not store.record_path(c).exists()]
     phases = [phase for c in pending for phase in _phases(c, prof)]
     warmup = []
-    if pending and not store.has_warmup(benchmark, profile, configs[0].seed):
-        warmup.append(("float", prof.warmup.epochs))
-        if prof.pretrain is not None:
-            warmup.append(("pretrain", prof.pretrain.epochs))
+    for seed in dict.fromkeys(c.seed for c in pending):  # one warm-up per training seed
+        if not store.has_warmup(benchmark, profile, seed):
+            warmup.append(("float", prof.warmup.epochs))
+            if prof.pretrain is not None:
+                warmup.append(("pretrain", prof.pretrain.epochs))
     if per_sample is None:
         per_sample = per_sample_seconds(benchmark, device, prof.batch_size, channels_last=prof.channels_last) \
             if phases or warmup else {}

@@ -1,6 +1,7 @@
 """Figure style and the paper's plot types: accuracy-vs-size Pareto fronts, per-channel precision maps."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -29,21 +30,35 @@ def _front(ax, pts: list[analysis.Point], name: str) -> None:
             label=LABELS.get(name, name))
     others = [p for p in pts if p not in front]
     ax.scatter([p.cost for p in others], [p.accuracy for p in others], color=colour, marker=marker, alpha=0.3)
+    _spreads(ax, pts, colour)
+
+
+def _spreads(ax, pts: list[analysis.Point], colour: str) -> None:
+    """Error bars of ± one standard deviation over seeds at the points trained with several."""
+    repeated = [p for p in pts if p.seeds > 1]
+    if repeated:
+        ax.errorbar([p.cost for p in repeated], [p.accuracy for p in repeated], yerr=[p.spread for p in repeated],
+                    color=colour, linestyle="none", capsize=3, zorder=4)
 
 
 def size_pareto(records: list[dict], title: str, ax=None, series: tuple[str, ...] = tuple(SERIES)):
-    """Test accuracy against weight size (log x): a front per searched method, fixed-precision markers, float line."""
+    """Test accuracy against weight size (log x): a front per searched method, fixed-precision markers, float line;
+    a setting trained with several seeds at its mean, with ± one standard deviation drawn."""
     ax = ax or plt.subplots(figsize=(6.4, 4.2))[1]
     for name in series:
         pts = analysis.points(records, name)
         if pts:
             _front(ax, pts, name)
     for name, marker in FIXED_MARKERS.items():
-        for p in analysis.points(records, name):
+        fixed = analysis.points(records, name)
+        for p in fixed:
             ax.scatter([p.cost], [p.accuracy], marker=marker, s=70, color="tab:purple", edgecolor="black",
                        label=name, zorder=3)
+        _spreads(ax, fixed, "tab:purple")
     for p in analysis.points(records, "float"):
         ax.axhline(p.accuracy, color="tab:red", linestyle="--", label=f"FP warm-up ({p.cost:.0f} kB fp32)")
+        if p.seeds > 1:
+            ax.axhspan(p.accuracy - p.spread, p.accuracy + p.spread, color="tab:red", alpha=0.1)
     _decorate(ax, title)
     return ax.figure
 
@@ -73,12 +88,13 @@ CYCLE_UNITS = {"mpic": 1e6, "ne16": 1e5}
 
 def _latency_series(ax, pts: list[analysis.Point], name: str, scale: float) -> None:
     colour, marker, style = TRAINED_FOR.get(name, ("tab:grey", "v", "-"))
-    pts = [analysis.Point(p.method, p.cost / scale, p.accuracy, p.lam) for p in pts]
+    pts = [replace(p, cost=p.cost / scale) for p in pts]
     front = analysis.pareto_front(pts)
     ax.plot([p.cost for p in front], [p.accuracy for p in front], color=colour, marker=marker, linestyle=style,
             label=name.upper() if name in analysis.HARDWARE else name)
     others = [p for p in pts if p not in front]
     ax.scatter([p.cost for p in others], [p.accuracy for p in others], color=colour, marker=marker, alpha=0.3)
+    _spreads(ax, pts, colour)
 
 
 def _latency_axes(ax, target: str, title: str) -> None:
@@ -99,9 +115,11 @@ def latency_pareto(records: list[dict], title: str, costs: tuple[str, ...] = tup
             if pts:
                 _latency_series(ax, pts, cost, scale)
         for name, marker in FIXED_MARKERS.items():
-            for p in analysis.points(records, name, metric):
-                ax.scatter([p.cost / scale], [p.accuracy], marker=marker, s=70, color="tab:purple",
-                           edgecolor="black", label=name, zorder=3)
+            fixed = [replace(p, cost=p.cost / scale) for p in analysis.points(records, name, metric)]
+            for p in fixed:
+                ax.scatter([p.cost], [p.accuracy], marker=marker, s=70, color="tab:purple", edgecolor="black",
+                           label=name, zorder=3)
+            _spreads(ax, fixed, "tab:purple")
         _latency_axes(ax, target, f"{title}: on {target.upper()}")
     return axes[0].figure
 

@@ -57,6 +57,10 @@ class Profile:
     study_lambdas: tuple[float, ...] = ()
     study_variants: tuple[str, ...] = ()
     study_choice: str | None = None
+    # further training seeds (each with its own warm-up) of the size analysis's fixed baselines and of its joint
+    # points at `repeat_lambdas`: the tables state the spread over seeds beside each mean
+    repeat_seeds: tuple[int, ...] = ()
+    repeat_lambdas: tuple[float, ...] = ()
     overrides: dict[str, dict] = field(default_factory=dict)
 
     def for_benchmark(self, benchmark: str) -> Profile:

@@ -1,3 +1,5 @@
+import copy
+
 import pandas as pd
 import pytest
 
@@ -307,3 +309,54 @@ def test_the_study_verdict_checks_the_collapse_the_start_and_the_baselines():
     (line,) = analysis.study_verdict(analysis.search_study(STUDIED, None))
     assert "(not within 15 points)" in line and "(not within 5 points)" in line
     assert line.endswith("dominated by edmips lambda=2 (9.00 kB, 77.00 %)")
+
+
+def seeded(method, lam, size, acc, seed):
+    r = record(method, lam, size, acc)
+    r["config"]["seed"] = seed
+    return r
+
+
+REPEATED = [seeded("w8a8", 0, 80, 90, 0), seeded("w8a8", 0, 80, 91, 1), seeded("w8a8", 0, 80, 92, 2),
+            seeded("w2a8", 0, 20, 80, 0), seeded("joint", 1, 10, 85, 0), seeded("joint", 2, 48, 91, 0),
+            seeded("joint", 2, 52, 93, 1)]
+
+
+def test_a_setting_trained_with_several_seeds_is_one_point_at_their_mean_with_their_spread():
+    w8a8, = analysis.points(REPEATED, "w8a8")
+    assert (w8a8.cost, w8a8.accuracy, w8a8.spread, w8a8.seeds) == (80.0, pytest.approx(91.0), pytest.approx(1.0), 3)
+    by_lam = {p.lam: p for p in analysis.points(REPEATED, "joint")}
+    assert (by_lam[2].cost, by_lam[2].accuracy, by_lam[2].seeds) == (50.0, pytest.approx(92.0), 2)
+    assert by_lam[2].spread == pytest.approx(2 ** 0.5)  # sample standard deviation of 91 and 93
+    assert (by_lam[1].accuracy, by_lam[1].spread, by_lam[1].seeds) == (85.0, 0.0, 1)
+    unseeded = [record("joint", 0, 5, 70), record("joint", 0, 6, 71)]  # the paper's points: one each
+    assert len(analysis.points(unseeded, "joint")) == 2
+
+
+def test_first_seeds_keeps_each_settings_lowest_seed_in_order():
+    shuffled = [REPEATED[1], REPEATED[0], REPEATED[6], REPEATED[5], REPEATED[4]]
+    assert analysis.first_seeds(shuffled) == [REPEATED[0], REPEATED[5], REPEATED[4]]
+
+
+def test_size_table_compares_with_the_mean_baseline_and_states_both_spreads():
+    table = analysis.size_table(REPEATED)
+    rows = {r["comparison"]: r for r in table.to_dict("records")}
+    w8a8 = rows["joint vs w8a8"]  # the mean w8a8 (91 %) is reached by joint lambda 2 at its mean 92 %, 50 kB
+    assert (w8a8["baseline_acc_%"], w8a8["baseline_spread_%"]) == (pytest.approx(91.0), pytest.approx(1.0))
+    assert (w8a8["method_kB"], w8a8["method_spread_%"], w8a8["reduction_%"]) == \
+        (50.0, pytest.approx(2 ** 0.5), pytest.approx(100 * (1 - 50 / 80)))
+    assert "50.00 kB at 92.00 ± 1.41 % against 80.00 kB at 91.00 ± 1.00 %" in analysis.describe_size_table(table)
+    assert "37.5 % vs w8a8 (50.00 kB at 92.00 ± 1.41 %)" in analysis.summarize_size_table(table)
+    single = analysis.size_table(analysis.first_seeds(REPEATED))
+    assert "baseline_spread_%" not in single.columns and "±" not in analysis.describe_size_table(single)
+
+
+def test_the_training_time_counts_one_seed_per_setting():
+    runs = copy.deepcopy(TIMED)
+    for lam, r in enumerate(runs, start=1):  # each run its own setting, as real configs are
+        r["config"].update(lam=float(lam), seed=0)
+    repeat = copy.deepcopy(runs[0])
+    repeat["key"], repeat["config"]["seed"] = "j1b", 1
+    rows = {r["method"]: r for r in analysis.time_table(runs + [repeat]).to_dict("records")}
+    assert rows["joint (total)"]["runs"] == 3 and rows["joint (total)"]["seconds"] == 3.0 + 25.0
+    assert analysis.front_times(runs + [repeat]).equals(analysis.front_times(runs))

@@ -62,3 +62,14 @@ def test_step_times_are_measured_at_the_profiles_batch_size_and_memory_format(tm
     line = estimate.estimate("cifar10", "cpu", [RunConfig("cifar10", "w8a8", profile="cpu")], store).line()
     assert asked == [(("cifar10", torch.device("cpu"), 64), {"channels_last": True})]
     assert "epochs if every phase runs to its epoch cap; expect about " in line
+
+
+def test_each_training_seed_without_its_warm_up_counts_one(tmp_path):
+    store = Store(results=tmp_path / "r", cache=tmp_path / "c", progress=False, device="cpu")
+    configs = [RunConfig("digits", "w8a8", profile="quick", seed=seed) for seed in (0, 1, 2)]
+    per_sample = {"float": 1.0, "qat": 0.0, "eval": 0.0}
+    warm = profiles.get_profile("quick", "digits").warmup.epochs * estimate.SPLIT_SIZES["digits"][0]
+    assert estimate.estimate("digits", "quick", configs, store, per_sample).seconds == pytest.approx(3 * warm)
+    store.warmup_path("digits", "quick", 1).parent.mkdir(parents=True, exist_ok=True)
+    store.warmup_path("digits", "quick", 1).write_bytes(b"")
+    assert estimate.estimate("digits", "quick", configs, store, per_sample).seconds == pytest.approx(2 * warm)

@@ -74,6 +74,17 @@ def test_cost_sweep_trains_joint_with_every_cost_model_over_its_own_grid():
     assert all(c.key() in size for c in configs if c.cost == "size")  # shared with the size analysis
 
 
+def test_repeat_seeds_train_the_fixed_baselines_and_the_repeat_lambdas_again_each_from_its_own_warm_up(monkeypatch):
+    smoke = profiles.PROFILES["smoke"]
+    once = size_sweep("digits", "smoke")
+    monkeypatch.setitem(profiles.PROFILES, "smoke", replace(smoke, repeat_seeds=(1, 2), repeat_lambdas=(5.0,)))
+    configs = size_sweep("digits", "smoke")
+    assert configs[:len(once)] == once
+    again = [(c.seed, c.method, c.lam) for c in configs[len(once):]]
+    assert again == [(s, m, lam) for s in (1, 2) for m, lam in (("float", 0.0), ("w8a8", 0.0), ("w4a8", 0.0),
+                                                                    ("w2a8", 0.0), ("joint", 5.0))]
+
+
 def doc_block(marker):
     """The python code block of the README or docs/ that contains `marker`."""
     root = Path(__file__).resolve().parents[1]

@@ -1,4 +1,6 @@
 import matplotlib
+import matplotlib.container
+import pytest
 import torch
 
 import joint
@@ -72,3 +74,19 @@ def test_search_curves_have_an_accuracy_and_a_size_panel_per_lambda_and_a_line_p
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["none (as profiled)", "hard", "MixPrec", "w8a8"]
     assert list(fig.axes[2].lines[0].get_ydata()) == [3.0, 2.0, 1.0]  # kB of the argmax network per epoch
+
+
+def test_settings_trained_with_several_seeds_get_error_bars_and_the_float_line_a_band():
+    def seeded(method, lam, size, acc, seed):
+        r = record(method, lam, size, acc)
+        r["config"]["seed"] = seed
+        return r
+    records = [seeded("joint", 1, 5.0, 90, 0), seeded("joint", 1, 5.0, 92, 1), seeded("joint", 2, 2.0, 85, 0),
+               seeded("w8a8", 0, 77.0, 91, 0), seeded("w8a8", 0, 77.0, 93, 1), seeded("float", 0, 300.0, 93, 0),
+               seeded("float", 0, 300.0, 94, 1)]
+    ax = plots.size_pareto(records, "test").axes[0]
+    bars = [c for c in ax.containers if isinstance(c, matplotlib.container.ErrorbarContainer)]
+    assert len(bars) == 2  # joint lambda 1 and w8a8; the single-seed joint point has none
+    (segments,) = [b.lines[2][0].get_segments() for b in bars if b.lines[0].get_xdata()[0] == 5.0]
+    assert [tuple(y for _, y in s) for s in segments] == [pytest.approx((91 - 2 ** 0.5, 91 + 2 ** 0.5))]
+    assert len(ax.patches) == 1  # the float band: one standard deviation around the mean warm-up
