@@ -356,7 +356,7 @@ def sweep(configs: list[RunConfig], store: Store | None = None) -> list[dict]:
 
 def size_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
     """Every run of the size and training-time analyses: float, fixed w8a8/w4a8/w2a8, every searched method over
-    the lambda grid, PIT over its grid, and the sequential baseline (each PIT seed times the MixPrec grid); then, for
+    the lambda grid, PIT over its grid, and the sequential baseline (each PIT seed times its MixPrec grid); then, for
     each of the profile's repeat seeds, float, the fixed baselines and joint at its repeat lambdas again."""
     prof = get_profile(profile, benchmark)
     configs = [RunConfig(benchmark, m, profile=profile, seed=seed) for m in ("float", *methods.FIXED)]
@@ -365,7 +365,7 @@ def size_sweep(benchmark: str, profile: str, seed: int = 0) -> list[RunConfig]:
     configs += [RunConfig(benchmark, "pit", lam, "size", profile, seed) for lam in prof.pit_lambdas]
     seeds = prof.pit_lambdas if prof.seed_lambdas is None else prof.seed_lambdas
     configs += [RunConfig(benchmark, "sequential", lam, "size", profile, seed, pit_lam)
-                for pit_lam in seeds for lam in prof.sequential_lambdas]
+                for pit_lam in seeds for lam in prof.sequential_grid(pit_lam)]
     for repeat in prof.repeat_seeds:
         configs += [RunConfig(benchmark, m, profile=profile, seed=repeat) for m in ("float", *methods.FIXED)]
         configs += [RunConfig(benchmark, "joint", lam, "size", profile, repeat) for lam in prof.repeat_lambdas]

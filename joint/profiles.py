@@ -45,6 +45,7 @@ class Profile:
     cost_lambdas: dict[str, tuple[float, ...]] = field(default_factory=dict)  # ablation grid per cost model
     method_lambdas: dict[str, tuple[float, ...]] = field(default_factory=dict)  # size grid of a method, if not lambdas
     seed_lambdas: tuple[float, ...] | None = None  # PIT lambdas whose seeds the sequential runs use (None: all)
+    sequential_grids: dict[float, tuple[float, ...]] = field(default_factory=dict)  # a seed's own MixPrec grid
     pretrain: PhaseConfig | None = None  # a first warm-up stage at the pretrained model's resolution (Tiny ImageNet)
     workers: int = 0  # data-loader processes (datasets held as tensors are read in the main process)
     channels_last: bool = False  # train convolutions in the channels-last memory format (faster on CPUs)
@@ -74,6 +75,11 @@ class Profile:
     def size_grid(self, method: str) -> tuple[float, ...]:
         """The lambda grid of a searched method in the size analysis: its own grid if it has one, else `lambdas`."""
         return self.method_lambdas.get(method, self.lambdas)
+
+    def sequential_grid(self, pit_lam: float) -> tuple[float, ...]:
+        """The MixPrec lambdas searched on the PIT seed of `pit_lam`: its own grid if it has one, else
+        `sequential_lambdas`."""
+        return self.sequential_grids.get(pit_lam, self.sequential_lambdas)
 
     def _layout(self) -> tuple:
         """Settings that change results only when they differ from the default (kept out of older fingerprints)."""

@@ -74,6 +74,14 @@ def test_cost_sweep_trains_joint_with_every_cost_model_over_its_own_grid():
     assert all(c.key() in size for c in configs if c.cost == "size")  # shared with the size analysis
 
 
+def test_a_pit_seed_with_its_own_grid_is_searched_over_it_and_the_others_over_the_shared_one(monkeypatch):
+    quick = profiles.PROFILES["quick"]
+    monkeypatch.setitem(profiles.PROFILES, "quick", replace(quick, seed_lambdas=(0.1, 0.4),
+                                                            sequential_grids={0.1: (0.5, 0.7, 1.0, 2.0)}))
+    pairs = [(c.pit_lam, c.lam) for c in size_sweep("digits", "quick") if c.method == "sequential"]
+    assert pairs == [(0.1, 0.5), (0.1, 0.7), (0.1, 1.0), (0.1, 2.0), (0.4, 0.5), (0.4, 1.0), (0.4, 5.0)]
+
+
 def test_repeat_seeds_train_the_fixed_baselines_and_the_repeat_lambdas_again_each_from_its_own_warm_up(monkeypatch):
     smoke = profiles.PROFILES["smoke"]
     once = size_sweep("digits", "smoke")
