@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 import record
-from joint import profiles
+from joint import profiles, quant
 from joint.store import Store, project_path
 from joint.train import PhaseConfig, evaluate, train_phase
 
@@ -58,13 +58,15 @@ def main() -> None:
             continue
         torch.manual_seed(args.seed)
         model = bench.model()
-        tag = f"{args.profile}-{args.benchmark}-s{args.seed}-{hashlib.sha256(repr(phase).encode()).hexdigest()[:12]}"
-        checkpoint = store.cache / "warmup_variants" / f"{tag}-{store.environment_tag()}.pt"
+        digest = hashlib.sha256(repr(phase).encode()).hexdigest()[:12]
+        tag = store.environment_tag(args.profile, args.benchmark)
+        checkpoint = store.cache / "warmup_variants" / f"{args.profile}-{args.benchmark}-s{args.seed}-{digest}-{tag}.pt"
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        result = train_phase(model, phase, bench.train, bench.val, batch_size=prof.batch_size, seed=args.seed,
-                             class_weights=bench.class_weights, checkpoint=checkpoint, desc=text,
-                             progress=store.progress, device=store.torch_device(), workers=prof.workers,
-                             channels_last=prof.channels_last)
+        with quant.profile_compile(prof.compile):  # as the profile's warm-up trains
+            result = train_phase(model, phase, bench.train, bench.val, batch_size=prof.batch_size, seed=args.seed,
+                                 class_weights=bench.class_weights, checkpoint=checkpoint, desc=text,
+                                 progress=store.progress, device=store.torch_device(), workers=prof.workers,
+                                 channels_last=prof.channels_last)
         test, _ = evaluate(model, bench.test, device=store.torch_device())
         curve = [e["val_accuracy"] for e in result.curve]
         done[repr(phase)] = {"variant": text, "epochs": result.epochs, "seconds": result.seconds,

@@ -49,7 +49,13 @@ def _training(prof: Profile, store: Store, bench: datasets.Benchmark, seed: int)
 def warmup(benchmark: str, profile: str, seed: int, store: Store) -> tuple[torch.nn.Module, dict]:
     """The float model trained once per benchmark, profile and seed, shared by every method and lambda: the recorded
     float run's model where there is one (a fresh clone trains no warm-up, and a cache never overrides a record),
-    else the cache's (trained in the same environment), else trained now and cached."""
+    else the cache's (trained in the same environment), else trained now (in the profile's compile mode) and
+    cached."""
+    with quant.profile_compile(get_profile(profile, benchmark).compile):
+        return _warmup(benchmark, profile, seed, store)
+
+
+def _warmup(benchmark: str, profile: str, seed: int, store: Store) -> tuple[torch.nn.Module, dict]:
     prof = get_profile(profile, benchmark)
     bench = store.benchmark(benchmark)
     recorded = RunConfig(benchmark, "float", profile=profile, seed=seed)
@@ -105,7 +111,13 @@ def run(config: RunConfig, store: Store | None = None) -> dict:
 
 def compute(config: RunConfig, store: Store) -> dict:
     """Train and measure one run and return its record, without writing it (a remote worker returns it to the
-    driver, which writes it). Checkpoints, the warm-up and PIT seeds go to the store's cache."""
+    driver, which writes it), in its profile's compile mode unless JOINT_COMPILE names one. Checkpoints, the
+    warm-up and PIT seeds go to the store's cache."""
+    with quant.profile_compile(config.settings().compile):
+        return _compute(config, store)
+
+
+def _compute(config: RunConfig, store: Store) -> dict:
     prof, method = config.settings(), methods.get(config.method)
     bench = store.benchmark(config.benchmark)
     quant.track_kernels()  # the record says whether every quantizer kernel of this run ran compiled
@@ -306,7 +318,11 @@ def scan(config: RunConfig, store: Store | None = None) -> dict:
     architecture reaches (PIT: the float size at 32 bits). The phase is checkpointed where the run keeps it, so the
     run later resumes after it."""
     check_scannable(config)
-    store = store or Store()
+    with quant.profile_compile(config.settings().compile):
+        return _scan(config, store or Store())
+
+
+def _scan(config: RunConfig, store: Store) -> dict:
     prof, bench = config.settings(), store.benchmark(config.benchmark)
     warm, _ = warmup(config.benchmark, config.profile, config.seed, store)
     example = torch.stack([bench.val[i][0] for i in range(min(64, len(bench.val)))])

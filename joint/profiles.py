@@ -53,6 +53,10 @@ class Profile:
     # how `reproduce` trains the pending runs on a CPU unless told otherwise: "local" (one single-threaded process per
     # core) where a step is too small for two threads to help; the records' last bits follow the thread count
     executor: str = "serial"
+    # the compile mode its runs train in unless JOINT_COMPILE names one (quant.compile_mode): "1" the quantizer's
+    # kernels; "net" each training step's network compiled whole, faster where phases are long enough to repay
+    # about 40 s of compilation per network and phase
+    compile: str = "1"
     # the search study (docs/search_study.md): joint and MixPrec at these lambdas with the search as profiled and with
     # each variant; at `study_choice` the other size baselines too (None: no study)
     study_lambdas: tuple[float, ...] = ()

@@ -6,7 +6,8 @@ import logging
 import os
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -161,14 +162,29 @@ _used: set[tuple] = set()  # kernels called since track_kernels()
 COMPILE_MODES = ("0", "1", "net")
 
 
+_profile_modes = ["1"]  # the compile mode of the profile whose run is training, innermost last
+
+
 def compile_mode() -> str:
-    """JOINT_COMPILE: 0 plain PyTorch; 1 (default) the activation quantizer's compiled kernels; net: these, and every
-    training step's forward and backward compiled whole (faster steps, tens of seconds to compile each network,
-    other last bits)."""
-    mode = os.environ.get("JOINT_COMPILE", "1")
+    """JOINT_COMPILE if set, else the training profile's mode (1 outside a run): 0 plain PyTorch; 1 the activation
+    quantizer's compiled kernels; net: these, and every training step's forward and backward compiled whole (faster
+    steps, tens of seconds to compile each network, other last bits)."""
+    mode = os.environ.get("JOINT_COMPILE", _profile_modes[-1])
     if mode not in COMPILE_MODES:
         raise ValueError(f"JOINT_COMPILE must be one of {', '.join(COMPILE_MODES)}; got {mode!r}")
     return mode
+
+
+@contextmanager
+def profile_compile(mode: str) -> Iterator[None]:
+    """Within: `mode` (a profile's) is the compile mode wherever JOINT_COMPILE does not name one."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"a profile's compile must be one of {', '.join(COMPILE_MODES)}; got {mode!r}")
+    _profile_modes.append(mode)
+    try:
+        yield
+    finally:
+        _profile_modes.pop()
 
 
 def track_kernels() -> None:

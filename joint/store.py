@@ -17,7 +17,7 @@ from .arch import Arch
 from .config import RunConfig
 from .pit import prunable
 from .profiles import get_profile
-from .quant import compile_mode
+from .quant import compile_mode, profile_compile
 from .train import pick_device
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,13 +67,16 @@ class Store:
     def record_path(self, config: RunConfig) -> Path:
         return self.results / config.profile / "runs" / f"{self.key(config)}.json"
 
-    def environment_tag(self) -> str:
-        """What changes a model's last bits besides its settings and data: device, threads and compile mode (cached
-        training is reused only where all three agree)."""
-        return f"{self.torch_device().type}-t{torch.get_num_threads()}-c{compile_mode()}"
+    def environment_tag(self, profile: str, benchmark: str) -> str:
+        """What changes a model's last bits besides its settings and data: device, threads and the compile mode a
+        run of `profile` trains in (cached training is reused only where all three agree)."""
+        with profile_compile(get_profile(profile, benchmark).compile):
+            mode = compile_mode()
+        return f"{self.torch_device().type}-t{torch.get_num_threads()}-c{mode}"
 
     def checkpoint(self, config: RunConfig, phase: str) -> Path:
-        path = self.cache / config.profile / "checkpoints" / f"{self.key(config)}-{phase}-{self.environment_tag()}.pt"
+        tag = self.environment_tag(config.profile, config.benchmark)
+        path = self.cache / config.profile / "checkpoints" / f"{self.key(config)}-{phase}-{tag}.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -91,7 +94,8 @@ class Store:
         copy = self.data_identity(benchmark)
         if copy:
             fingerprint += "-" + _digest(copy, 8)
-        return self.cache / profile / "warmup" / f"{benchmark}-seed{seed}-{fingerprint}-{self.environment_tag()}.pt"
+        tag = self.environment_tag(profile, benchmark)
+        return self.cache / profile / "warmup" / f"{benchmark}-seed{seed}-{fingerprint}-{tag}.pt"
 
     def has_warmup(self, benchmark: str, profile: str, seed: int) -> bool:
         """Whether the float warm-up needs no training: its float run is recorded with its model, or it is cached."""

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import joint
-from joint import Arch, experiments, profiles
+from joint import Arch, experiments, profiles, quant
 from joint.__main__ import main
 from joint.config import RunConfig
 from joint.experiments import code_commit, run, size_sweep, sweep, without_timing
@@ -527,6 +527,20 @@ def test_a_cached_warm_up_never_overrides_the_recorded_float_model(tmp_path):
     model, _ = experiments.warmup("digits", "smoke", 0, s)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                  load_model(recorded, s).state_dict().values()))
+
+
+def test_a_run_trains_and_is_cached_in_its_profiles_compile_mode(tmp_path, monkeypatch):
+    monkeypatch.delenv("JOINT_COMPILE", raising=False)
+    s, config = store(tmp_path, "a"), RunConfig("digits", "w8a8", profile="smoke")
+    before = (s.warmup_path("digits", "smoke", 0).name, s.checkpoint(config, "finetune").name)
+    monkeypatch.setitem(profiles.PROFILES, "smoke", replace(profiles.PROFILES["smoke"], compile="net"))
+    seen = []
+    monkeypatch.setattr(experiments, "_compute", lambda *args: seen.append(quant.compile_mode()))
+    monkeypatch.setattr(experiments, "_warmup", lambda *args: seen.append(quant.compile_mode()))
+    experiments.compute(config, s), experiments.warmup("digits", "smoke", 0, s)
+    assert seen == ["net", "net"] and quant.compile_mode() == "1"
+    after = (s.warmup_path("digits", "smoke", 0).name, s.checkpoint(config, "finetune").name)
+    assert [name.rsplit("-c", 1)[1] for name in before + after] == ["1.pt", "1.pt", "net.pt", "net.pt"]
 
 
 def test_cached_training_is_named_by_the_threads_the_device_and_the_compile_mode(tmp_path, monkeypatch):

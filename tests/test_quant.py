@@ -302,6 +302,23 @@ def test_an_unknown_compile_mode_is_one_line(monkeypatch):
         quant.compile_mode()
 
 
+def test_a_profiles_compile_mode_holds_within_its_runs_unless_joint_compile_names_one(monkeypatch):
+    monkeypatch.delenv("JOINT_COMPILE", raising=False)
+    assert quant.compile_mode() == "1"
+    with quant.profile_compile("net"):
+        assert quant.compile_mode() == "net"
+        with quant.profile_compile("0"):
+            assert quant.compile_mode() == "0"
+        assert quant.compile_mode() == "net"
+        monkeypatch.setenv("JOINT_COMPILE", "1")
+        assert quant.compile_mode() == "1"
+    monkeypatch.delenv("JOINT_COMPILE")
+    assert quant.compile_mode() == "1"
+    with pytest.raises(ValueError, match="^a profile's compile must be one of 0, 1, net; got 'fast'$"):
+        with quant.profile_compile("fast"):
+            pass
+
+
 def test_a_kernel_is_kept_per_compile_mode_and_a_record_names_the_kernels_its_run_used(monkeypatch):
     monkeypatch.setattr(quant, "_plain", set())  # this test's fallback stays in this test
     x, clip = torch.rand(4, 3) * 8, torch.tensor([6.0])
