@@ -40,9 +40,9 @@ def test_no_model_reaching_the_baseline_gives_none():
     assert reduction(None, Point("b", 10, 60)) is None
 
 
-def record(method, lam, size, acc):
-    return {"config": {"method": method, "lam": lam, "cost": "size"},
-            "metrics": {"size_kb": float(size), "test_accuracy": acc / 100}}
+def record(method, lam, size, acc, seed=None):
+    config = {"method": method, "lam": lam, "cost": "size", **({} if seed is None else {"seed": seed})}
+    return {"config": config, "metrics": {"size_kb": float(size), "test_accuracy": acc / 100}}
 
 
 def test_size_table_rows_and_markdown():
@@ -311,15 +311,9 @@ def test_the_study_verdict_checks_the_collapse_the_start_and_the_baselines():
     assert line.endswith("dominated by edmips lambda=2 (9.00 kB, 77.00 %)")
 
 
-def seeded(method, lam, size, acc, seed):
-    r = record(method, lam, size, acc)
-    r["config"]["seed"] = seed
-    return r
-
-
-REPEATED = [seeded("w8a8", 0, 80, 90, 0), seeded("w8a8", 0, 80, 91, 1), seeded("w8a8", 0, 80, 92, 2),
-            seeded("w2a8", 0, 20, 80, 0), seeded("joint", 1, 10, 85, 0), seeded("joint", 2, 48, 91, 0),
-            seeded("joint", 2, 52, 93, 1)]
+REPEATED = [record("w8a8", 0, 80, 90, 0), record("w8a8", 0, 80, 91, 1), record("w8a8", 0, 80, 92, 2),
+            record("w2a8", 0, 20, 80, 0), record("joint", 1, 10, 85, 0), record("joint", 2, 48, 91, 0),
+            record("joint", 2, 52, 93, 1)]
 
 
 def test_a_setting_trained_with_several_seeds_is_one_point_at_their_mean_with_their_spread():

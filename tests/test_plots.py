@@ -10,8 +10,9 @@ from joint.search import random_architecture
 matplotlib.use("Agg")
 
 
-def record(method, lam, size, acc):
-    return {"config": {"method": method, "lam": lam}, "metrics": {"size_kb": size, "test_accuracy": acc / 100}}
+def record(method, lam, size, acc, seed=None):
+    config = {"method": method, "lam": lam, **({} if seed is None else {"seed": seed})}
+    return {"config": config, "metrics": {"size_kb": size, "test_accuracy": acc / 100}}
 
 
 def test_size_pareto_has_a_series_per_method_markers_and_the_float_line(tmp_path):
@@ -77,13 +78,9 @@ def test_search_curves_have_an_accuracy_and_a_size_panel_per_lambda_and_a_line_p
 
 
 def test_settings_trained_with_several_seeds_get_error_bars_and_the_float_line_a_band():
-    def seeded(method, lam, size, acc, seed):
-        r = record(method, lam, size, acc)
-        r["config"]["seed"] = seed
-        return r
-    records = [seeded("joint", 1, 5.0, 90, 0), seeded("joint", 1, 5.0, 92, 1), seeded("joint", 2, 2.0, 85, 0),
-               seeded("w8a8", 0, 77.0, 91, 0), seeded("w8a8", 0, 77.0, 93, 1), seeded("float", 0, 300.0, 93, 0),
-               seeded("float", 0, 300.0, 94, 1)]
+    records = [record("joint", 1, 5.0, 90, 0), record("joint", 1, 5.0, 92, 1), record("joint", 2, 2.0, 85, 0),
+               record("w8a8", 0, 77.0, 91, 0), record("w8a8", 0, 77.0, 93, 1), record("float", 0, 300.0, 93, 0),
+               record("float", 0, 300.0, 94, 1)]
     ax = plots.size_pareto(records, "test").axes[0]
     bars = [c for c in ax.containers if isinstance(c, matplotlib.container.ErrorbarContainer)]
     assert len(bars) == 2  # joint lambda 1 and w8a8; the single-seed joint point has none
