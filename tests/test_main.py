@@ -136,6 +136,8 @@ def test_reproduce_executes_every_notebook_two_at_a_time_and_says_where_the_outp
     (tour_start, tour_end), (first_start, first_end) = times["00_tour"], times["01_size_pareto"]
     assert first_start < tour_end and tour_start < first_end  # started together in two kernels
     written = {p: p.read_bytes() for p in (tmp_path / "results").rglob("*.*") if p.suffix in (".ipynb", ".csv", ".md")}
+    written.update({p: p.read_bytes() for p in (tmp_path / "figures").rglob("*.*")})  # PNG and PDF
+    assert any(p.suffix == ".pdf" for p in written)
     assert run(capsys, *argv)[0] == 0  # again, on the records it wrote: the same files, byte for byte
     assert {p: p.read_bytes() for p in written} == written
     assert notebook.exists() and (tmp_path / "figures" / "smoke" / "digits_size_pareto.pdf").exists()
