@@ -494,11 +494,12 @@ def search_study(records: list[dict], choice: str | None, plain: list[dict] = ()
     """One row per run of the search study: how its search went (validation accuracy of the argmax network after
     the first epoch, the lowest, the last; fractions), the epoch whose architecture the fine-tune starts from (the
     phase's selection, counted from 1), where it ended, how many accuracy points above or below the front of its
-    method's plain runs in `plain` (a sweep without variants over every lambda; None below that front's sizes),
+    method's plain runs (those of `plain`, a sweep without variants over every lambda, and the study's own runs
+    without a variant; None below that front's sizes),
     its minutes after the warm-up, and whether it is a run of the setting `choice` (the adopted default: a variant
     that does not change a method gives its plain run, so that run is chosen too; fixed baselines always are)."""
     fronts: dict[tuple[str, str], list[Point]] = {}
-    for p in (p for p in plain if not p["config"].get("variant")):
+    for p in (p for p in [*plain, *records] if not p["config"].get("variant")):
         key = (p["config"]["method"], p["config"]["cost"])
         fronts.setdefault(key, []).extend(points([p], key[0]))
     rows = []

@@ -285,7 +285,10 @@ def test_the_search_study_table_reads_each_search_curve_and_marks_the_chosen_set
         ("none", 0.49, 0.10, 0.52)
     assert row["minutes"] == 2.0 and not row["chosen"]
     assert table["kept_search_epoch"].tolist() == [2, 3, 1, 2, 2, 2, 2]  # the search's selected epoch, from 1
-    assert table["gap_to_plain_front"].isna().all()  # no plain sweep given
+    # no plain sweep given: the study's own runs without a variant draw each method's front (w8a8, joint, MixPrec and
+    # EdMIPS at 0.0); joint hard, larger than its front, against its largest point; MixPrec hard is smaller than its
+    # front, PIT -> MixPrec has none
+    assert table["gap_to_plain_front"].fillna(-99).tolist() == [0.0, 0.0, pytest.approx(7.0), 0.0, -99, 0.0, -99]
     # compensation changes no MixPrec, EdMIPS or PIT -> MixPrec run: their "hard" runs are the chosen ones
     assert table["chosen"].tolist() == [True, False, False, False, True, False, True]
 
@@ -298,7 +301,7 @@ def test_the_search_study_places_each_run_against_its_methods_plain_front():
     gaps = dict(zip(zip(table["method"], table["variant"]), table["gap_to_plain_front"]))
     assert gaps[("joint", "hard")] == pytest.approx(76.0 - (69.0 + 3 / 10 * 8.0))  # 12 kB, between 9 and 19 kB
     assert gaps[("joint", "none")] == pytest.approx(69.0 - 69.24)  # at 9.3 kB the line from 9 to 19 kB gives 69.24
-    assert pd.isna(gaps[("mixprec", "none")])  # no plain MixPrec points given
+    assert gaps[("mixprec", "none")] == 0.0 and pd.isna(gaps[("mixprec", "hard")])  # the study's plain MixPrec run
 
 
 def test_the_study_verdict_checks_the_collapse_the_start_and_the_baselines():
