@@ -42,12 +42,12 @@ def setting(record: dict) -> tuple:
 
 def first_seeds(records: list[dict]) -> list[dict]:
     """Each setting's run with the lowest seed: what an analysis of one seed (training time, fronts' effort) counts."""
+    keys = [setting(r) for r in records]
     first: dict[tuple, dict] = {}
-    for r in records:
-        key = setting(r)
+    for key, r in zip(keys, records):
         if key not in first or r["config"]["seed"] < first[key]["config"]["seed"]:
             first[key] = r
-    return [r for r in records if first[setting(r)] is r]
+    return [r for key, r in zip(keys, records) if first[key] is r]
 
 
 def points(records: list[dict], method: str, metric: str = "size_kb") -> list[Point]:
@@ -163,10 +163,9 @@ def size_table(records: list[dict], method: str = "joint", metric: str = "size_k
     """
     records = comparable(records, metric)
     mine = points(records, method, metric)
-    repeated = len({r["config"].get("seed", 0) for r in records}) > 1
-    columns = [c for c in SIZE_COLUMNS if repeated or c not in SPREAD_COLUMNS]
+    hidden = [] if len({r["config"].get("seed", 0) for r in records}) > 1 else SPREAD_COLUMNS
     if not mine:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=[c for c in SIZE_COLUMNS if c not in hidden])
     rows = []
     for fixed in ("w8a8", "w2a8"):
         for base in points(records, fixed, metric):
@@ -185,8 +184,7 @@ def size_table(records: list[dict], method: str = "joint", metric: str = "size_k
             base, best = theirs[-1], None
         rows.append({**_row(f"{method} vs {other} (up to)", base, best),
                      "points_reached": f"{len(reached)}/{len(theirs)}"})
-    table = pd.DataFrame(rows)
-    return table[[c for c in table.columns if repeated or c not in SPREAD_COLUMNS]]
+    return pd.DataFrame(rows).drop(columns=hidden)
 
 
 def _accuracy(row, side: str) -> str:
