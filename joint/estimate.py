@@ -1,6 +1,6 @@
 """How long the pending runs of a profile take: training-step times measured on this device at the profile's batch
-size, times the epochs the profile allows each phase (early stopping can only shorten it; data loading not
-included)."""
+size, memory format and compile mode, times the epochs the profile allows each phase, plus each phase's compilation
+where the profile compiles whole networks (early stopping can only shorten it; data loading not included)."""
 from __future__ import annotations
 
 import statistics
@@ -13,12 +13,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data as datasets
-from . import methods, models
+from . import methods, models, quant
 from .config import RunConfig
 from .graph import searchable
 from .pit import prunable
 from .profiles import Profile, get_profile
-from .search import SearchSpace
+from .search import SearchableNet, SearchSpace
 from .store import Store
 
 # train / val / test samples (docs/protocol.md, Benchmarks); the real loaders produce these sizes
@@ -27,26 +27,36 @@ SPLIT_SIZES = {"digits": (1_077, 360, 360), "cifar10": (40_000, 10_000, 10_000),
 
 
 
-def _timed(step: Callable[[], None], repeats: int) -> float:
-    """Median seconds of one step after a first, untimed one: a hiccup of a busy machine moves no median."""
+def _timed(step: Callable[[], None], repeats: int) -> tuple[float, float]:
+    """Median seconds of one step, and how much longer the first one took (its compilation): a hiccup of a busy
+    machine moves no median."""
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)  # CUDA runs asynchronously
+    started = time.perf_counter()
     step()
     sync()
+    first = time.perf_counter() - started
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         step()
         sync()
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    median = statistics.median(times)
+    return median, max(0.0, first - median)
 
 
 def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cost: Callable[[], torch.Tensor] | None):
+    """One training step as train_phase runs it: in compile mode "net", through the network compiled whole."""
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     model.train()
+    forward = model
+    if quant.compile_mode() == "net":
+        forward = quant.compile_whole(model)
+        if isinstance(model, SearchableNet):
+            model.compile_cost()
 
     def step() -> None:
-        loss = F.cross_entropy(model(x), y)
+        loss = F.cross_entropy(forward(x), y)
         if cost is not None:
             loss = loss + 1e-9 * cost()
         opt.zero_grad(set_to_none=True)
@@ -56,10 +66,18 @@ def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cost: Callab
 
 
 def per_sample_seconds(benchmark: str, device: torch.device, batch: int = 16, repeats: int = 7,
-                       channels_last: bool = False) -> dict[str, float]:
+                       channels_last: bool = False, compile: str = "1") -> tuple[dict[str, float], dict[str, float]]:
     """Seconds per training sample of each kind of phase (float, fixed QAT, search with 8-bit or searched
     activations, PIT), per evaluated sample, and per sample of a 224-px ResNet-18 (Tiny ImageNet's first stage),
-    at the profile's batch size and memory format (a smaller batch costs more per sample)."""
+    at the profile's batch size, memory format and compile mode (a smaller batch costs more per sample); and, in
+    compile mode "net", the seconds each kind of phase spends compiling its network (empty otherwise: the
+    quantizer's kernels compile once per process, in seconds)."""
+    with quant.profile_compile(compile):
+        return _measure(benchmark, device, batch, repeats, channels_last)
+
+
+def _measure(benchmark: str, device: torch.device, batch: int, repeats: int,
+             channels_last: bool) -> tuple[dict[str, float], dict[str, float]]:
     model, shape = models.build(datasets.MODELS[benchmark])
     x, y = torch.rand(batch, *shape, device=device), torch.zeros(batch, dtype=torch.long, device=device)
     cpu_x = x.cpu()
@@ -73,16 +91,20 @@ def per_sample_seconds(benchmark: str, device: torch.device, batch: int = 16, re
         nets[kind] = (net, None if kind == "qat" else (lambda net=net: net.cost("size")))
     pit = prunable(models.build(datasets.MODELS[benchmark])[0], cpu_x).to(device, memory_format=layout)
     nets["pit"] = (pit, lambda: pit.cost("params"))
-    seconds = {kind: _timed(_train_step(net, x, y, cost), repeats) / batch for kind, (net, cost) in nets.items()}
-    with torch.no_grad():
-        seconds["eval"] = _timed(lambda: nets["search"][0].eval()(x), repeats) / batch
+    seconds, compiling = {}, {}
+    for kind, (net, cost) in nets.items():
+        step, compiling[kind] = _timed(_train_step(net, x, y, cost), repeats)
+        seconds[kind] = step / batch
+    with torch.no_grad():  # train_phase evaluates the network uncompiled
+        seconds["eval"] = _timed(lambda: nets["search"][0].eval()(x), repeats)[0] / batch
     if benchmark == "tiny_imagenet":
         import torchvision
 
         big = torchvision.models.resnet18(num_classes=200).to(device)
         small = torch.rand(4, 3, 224, 224, device=device)
-        seconds["pretrain"] = _timed(_train_step(big, small, y[:4], None), 1) / 4
-    return seconds
+        step, compiling["pretrain"] = _timed(_train_step(big, small, y[:4], None), 1)
+        seconds["pretrain"] = step / 4
+    return seconds, compiling if quant.compile_mode() == "net" else {}
 
 
 @dataclass(frozen=True)
@@ -98,14 +120,17 @@ class Estimate:
     per_sample: dict[str, float]
     device: str
     processes: int = 1  # local processes training the runs at once (the warm-up trains alone, first)
+    compile_seconds: float = 0.0  # of the total: compiling each phase's network (compile mode "net")
 
     def line(self) -> str:
         if not self.pending:
             return f"{self.benchmark} ({self.profile}): all {self.runs} runs recorded, nothing to train"
         ms = ", ".join(f"{k} {1000 * v:.2f}" for k, v in self.per_sample.items())
         where = self.device + (f" in {self.processes} processes" if self.processes > 1 else "")
+        compiling = f", {_duration(self.compile_seconds)} of it compiling" if self.compile_seconds else ""
         return (f"{self.benchmark} ({self.profile}): {self.pending} of {self.runs} runs pending, {self.epochs:,} "
-                f"epochs if every phase runs to its epoch cap; expect about {_duration(self.seconds)} on {where} "
+                f"epochs if every phase runs to its epoch cap; expect about {_duration(self.seconds)}{compiling} "
+                f"on {where} "
                 f"(early stopping can only shorten it; measured ms per sample at the profile's batch size: {ms}; "
                 f"data loading not included)")
 
@@ -130,11 +155,12 @@ def _phases(config: RunConfig, prof: Profile) -> list[tuple[str, int]]:
 
 
 def estimate(benchmark: str, profile: str, configs: list[RunConfig], store: Store,
-             per_sample: dict[str, float] | None = None, processes: int = 1) -> Estimate:
+             per_sample: dict[str, float] | None = None, processes: int = 1,
+             compiling: dict[str, float] | None = None) -> Estimate:
     """The time the runs of `configs` not yet recorded take with every phase at its epoch cap (a profile without
-    early stopping runs exactly these epochs), each training seed's warm-up included if not cached; `processes`
-    train the runs at once after the warm-ups (steps as long in each as measured here: small steps do not speed up
-    with threads)."""
+    early stopping runs exactly these epochs), each training seed's warm-up included if not cached, and each phase's
+    compilation (`compiling`, seconds per kind of phase); `processes` train the runs at once after the warm-ups
+    (steps as long in each as measured here: small steps do not speed up with threads)."""
     prof = get_profile(profile, benchmark)
     device = store.torch_device()
     train, val, _ = SPLIT_SIZES[benchmark]
@@ -147,11 +173,18 @@ def estimate(benchmark: str, profile: str, configs: list[RunConfig], store: Stor
             if prof.pretrain is not None:
                 warmup.append(("pretrain", prof.pretrain.epochs))
     if per_sample is None:
-        per_sample = per_sample_seconds(benchmark, device, prof.batch_size, channels_last=prof.channels_last) \
-            if phases or warmup else {}
+        per_sample, compiling = per_sample_seconds(benchmark, device, prof.batch_size,
+                                                   channels_last=prof.channels_last, compile=prof.compile) \
+            if phases or warmup else ({}, {})
+    compiling = compiling or {}
 
     def seconds(of: list[tuple[str, int]]) -> float:
         return sum(epochs * (train * per_sample[kind] + val * per_sample["eval"]) for kind, epochs in of)
+
+    def compile_seconds(of: list[tuple[str, int]]) -> float:
+        return sum(compiling.get(kind, 0.0) for kind, _ in of)
     processes = max(1, min(processes, len(pending)))
+    compile_total = compile_seconds(warmup) + compile_seconds(phases) / processes
     return Estimate(benchmark, profile, len(configs), len(pending), sum(e for _, e in phases + warmup),
-                    seconds(warmup) + seconds(phases) / processes, per_sample, str(device), processes)
+                    seconds(warmup) + seconds(phases) / processes + compile_total, per_sample, str(device),
+                    processes, compile_total)

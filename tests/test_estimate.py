@@ -40,9 +40,31 @@ def test_local_processes_share_the_runs_but_not_the_warm_up(tmp_path):
 
 
 def test_step_times_are_measured_for_every_kind_of_phase():
-    seconds = estimate.per_sample_seconds("digits", torch.device("cpu"), batch=8, repeats=1)
+    seconds, compiling = estimate.per_sample_seconds("digits", torch.device("cpu"), batch=8, repeats=1)
     assert set(seconds) == {"float", "qat", "search", "search_act", "pit", "eval"}
     assert all(v > 0 for v in seconds.values())
+    assert compiling == {}  # the quantizer's kernels compile once per process, not once per phase
+
+
+def test_a_network_compiled_whole_counts_its_compilation_per_phase():
+    seconds, compiling = estimate.per_sample_seconds("digits", torch.device("cpu"), batch=8, repeats=1,
+                                                     compile="net")
+    assert set(compiling) == {"float", "qat", "search", "search_act", "pit"}
+    assert all(v > 0 for v in compiling.values())
+
+
+def test_compilation_is_added_once_per_phase_and_shared_by_local_processes(tmp_path):
+    store = Store(results=tmp_path / "r", cache=tmp_path / "c", progress=False, device="cpu")
+    configs = [RunConfig("digits", "joint", 1.0, profile="quick"), RunConfig("digits", "w8a8", profile="quick")]
+    per_sample = {"float": 0.0, "qat": 0.0, "search": 0.0, "eval": 0.0}
+    compiling = {"float": 100.0, "qat": 10.0, "search": 1.0}
+    result = estimate.estimate("digits", "quick", configs, store, per_sample, compiling=compiling)
+    # the warm-up compiles the float net once; joint a search and a fine-tune; w8a8 its two QAT phases
+    assert result.seconds == result.compile_seconds == pytest.approx(100 + 1 + 10 + 2 * 10)
+    assert "of it compiling" in result.line()
+    two = estimate.estimate("digits", "quick", configs, store, per_sample, processes=2, compiling=compiling)
+    assert two.compile_seconds == pytest.approx(100 + 31 / 2)
+    assert "compiling" not in estimate.estimate("digits", "quick", configs, store, per_sample).line()
 
 
 def test_nothing_pending_measures_nothing(tmp_path, monkeypatch):
@@ -57,10 +79,11 @@ def test_nothing_pending_measures_nothing(tmp_path, monkeypatch):
 def test_step_times_are_measured_at_the_profiles_batch_size_and_memory_format(tmp_path, monkeypatch):
     asked = []
     times = {"float": 1e-3, "qat": 2e-3, "search": 3e-3, "search_act": 4e-3, "pit": 5e-3, "eval": 1e-4}
-    monkeypatch.setattr(estimate, "per_sample_seconds", lambda *args, **kwargs: asked.append((args, kwargs)) or times)
+    monkeypatch.setattr(estimate, "per_sample_seconds",
+                        lambda *args, **kwargs: asked.append((args, kwargs)) or (times, {}))
     store = Store(results=tmp_path / "r", cache=tmp_path / "c", progress=False, device="cpu")
     line = estimate.estimate("cifar10", "cpu", [RunConfig("cifar10", "w8a8", profile="cpu")], store).line()
-    assert asked == [(("cifar10", torch.device("cpu"), 64), {"channels_last": True})]
+    assert asked == [(("cifar10", torch.device("cpu"), 64), {"channels_last": True, "compile": "1"})]
     assert "epochs if every phase runs to its epoch cap; expect about " in line
 
 
