@@ -7,6 +7,7 @@ import pytest
 
 from joint import analysis, experiments
 from joint.config import RunConfig
+from joint.profiles import get_profile
 from joint.store import ROOT, read_json
 
 RESULTS = ROOT / "results"
@@ -44,6 +45,10 @@ def test_committed_tables_are_what_the_committed_records_give(folder: Path):
               "cost_model_summary": analysis.cost_model_summary(costed, experiments.ABLATION_COSTS),
               "ne16_precision_groups": analysis.precision_groups_table(costed),
               "fine_tune_settling": analysis.fine_tune_settling(list({r["key"]: r for r in sized + costed}.values()))}
+    study = experiments.study_sweep(benchmark, profile)
+    if study:  # notebook 04's table, with each method's plain front drawn from the size sweep
+        tables["search_study"] = analysis.search_study(_records(profile, benchmark, study),
+                                                       get_profile(profile, benchmark).study_choice, sized)
     assert sorted(p.stem for p in folder.glob("*.csv")) == sorted(tables)
     for name, table in tables.items():
         assert (folder / f"{name}.csv").read_text() == table.to_csv(index=False), name
