@@ -86,7 +86,7 @@ def test_a_failed_run_stops_nothing_else_and_every_failure_is_one_line(tmp_path,
 def test_the_quick_profile_trains_in_local_processes_on_a_cpu_and_every_profile_serially_on_a_gpu():
     cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
     assert {p: executors.default_executor(p, cpu) for p in profiles.PROFILES} == \
-        {"smoke": "serial", "quick": "local", "cpu": "serial", "paper": "serial"}
+        {"smoke": "serial", "quick": "local", "cpu": "serial", "cpu_long": "serial", "paper": "serial"}
     assert {executors.default_executor(p, gpu) for p in profiles.PROFILES} == {"serial"}
 
 

@@ -49,7 +49,7 @@ def test_the_warm_up_is_named_by_its_own_settings_only(monkeypatch, tmp_path):
 
 
 def test_an_unknown_profile_or_an_uncovered_benchmark_is_one_line():
-    with pytest.raises(ValueError, match="unknown profile 'fast'; allowed: smoke, quick, cpu, paper"):
+    with pytest.raises(ValueError, match="unknown profile 'fast'; allowed: smoke, quick, cpu, cpu_long, paper"):
         profiles.get_profile("fast")
     with pytest.raises(ValueError, match="benchmark 'cifar10' is not part of profile 'quick'; allowed: digits"):
         profiles.get_profile("quick", "cifar10")
@@ -82,7 +82,7 @@ def test_a_variant_keeps_only_what_changes_a_method():
 
 
 def test_the_search_ramps_lambda_by_default_except_in_the_cpu_profile_whose_records_predate_it():
-    for name in ("smoke", "quick", "paper"):
+    for name in ("smoke", "quick", "cpu_long", "paper"):
         for benchmark in profiles.PROFILES[name].benchmarks:
             assert get_profile(name, benchmark).search.lam_ramp, (name, benchmark)
             assert not get_profile(name, benchmark).pit_search.lam_ramp  # PIT searches as the study's PIT seed did
@@ -90,3 +90,15 @@ def test_the_search_ramps_lambda_by_default_except_in_the_cpu_profile_whose_reco
     assert not cpu.search.lam_ramp and cpu.study_choice == "ramp"
     assert RunConfig("digits", "joint", 1.0, profile="quick", variant="ramp") == \
         RunConfig("digits", "joint", 1.0, profile="quick")  # the same run, under one key
+
+
+def test_the_long_cpu_profile_has_the_papers_grids_and_three_seeds_where_points_are_compared():
+    prof = get_profile("cpu_long", "cifar10")
+    assert len(prof.size_grid("joint")) >= 6 and all(len(prof.grid(c)) >= 4 for c in ("bitops", "mpic", "ne16"))
+    assert all(len(prof.size_grid(m)) >= 3 for m in ("mixprec", "edmips")) and len(prof.pit_lambdas) >= 3
+    chosen, second = prof.seed_lambdas
+    assert prof.sequential_grid(chosen) == prof.size_grid("joint") and len(prof.sequential_grid(second)) == 3
+    assert prof.repeat_seeds == (1, 2) and len(prof.repeat_lambdas) == 2
+    assert set(prof.repeat_lambdas) <= set(prof.size_grid("joint"))
+    assert prof.compile == "net" and prof.search.lam_ramp and not prof.pit_search.lam_ramp
+    assert prof.search.epochs > get_profile("cpu", "cifar10").search.epochs and not prof.study_lambdas
