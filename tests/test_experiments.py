@@ -29,7 +29,7 @@ def store(tmp_path, name):
      "unknown benchmark 'mnist'; allowed: cifar10, digits, speech_commands, tiny_imagenet"),
     (dict(benchmark="digits", method="pit2"), "unknown method 'pit2'; allowed: joint, mixprec"),
     (dict(benchmark="digits", method="joint", profile="fast"),
-     "unknown profile 'fast'; allowed: smoke, quick, cpu, paper"),
+     "unknown profile 'fast'; allowed: smoke, quick, cpu, cpu_long, paper"),
     (dict(benchmark="digits", method="joint", cost="energy"), "unknown cost model 'energy'"),
     (dict(benchmark="digits", method="joint", lam=-1.0), "lam must be a finite number >= 0; got -1.0"),
     (dict(benchmark="digits", method="w8a8", lam=1.0), "lam must be 0 for method 'w8a8'"),
@@ -119,7 +119,7 @@ def test_the_documented_cost_model_from_a_csv_table_steers_a_search(tmp_path, mo
 
 def test_notebook_parameters_are_checked():
     with pytest.raises(ValueError,
-                       match="parameter profile='huge' is not a profile; allowed: smoke, quick, cpu, paper"):
+                       match="parameter profile='huge' is not a profile; allowed: smoke, quick, cpu, cpu_long, paper"):
         experiments.check_parameters("digits", "huge")
     with pytest.raises(ValueError, match="parameter benchmark='digits' is not a benchmark of profile 'paper'; "
                                          "allowed: cifar10, speech_commands, tiny_imagenet"):

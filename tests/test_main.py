@@ -91,12 +91,12 @@ def test_run_searches_with_a_cost_model_and_activation_precisions(capsys, tmp_pa
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["sweep", "--profile", "huge"], "error: unknown profile 'huge'; allowed: smoke, quick, cpu, paper"),
+    (["sweep", "--profile", "huge"], "error: unknown profile 'huge'; allowed: smoke, quick, cpu, cpu_long, paper"),
     (["sweep", "--profile", "smoke", "--benchmark", "cifar10"],
      "error: benchmark 'cifar10' is not part of profile 'smoke'; allowed: digits"),
     (["run", "--method", "prune", "--profile", "smoke"], "error: unknown method 'prune'"),
     (["run", "--method", "joint", "--lam", "-1", "--profile", "smoke"], "error: lam must be a finite number >= 0"),
-    (["reproduce", "--profile", "huge"], "error: unknown profile 'huge'; allowed: smoke, quick, cpu, paper"),
+    (["reproduce", "--profile", "huge"], "error: unknown profile 'huge'; allowed: smoke, quick, cpu, cpu_long, paper"),
     (["run", "--method", "joint", "--cost", "ne16", "--act-bits", "4,8", "--profile", "smoke"],
      "error: act_bits (4, 8) are not all supported by cost model 'ne16'; allowed: a subset of (8,)"),
     (["run", "--method", "joint", "--act-bits", "3,5", "--profile", "smoke"],
