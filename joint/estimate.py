@@ -18,8 +18,9 @@ from .config import RunConfig
 from .graph import searchable
 from .pit import prunable
 from .profiles import Profile, get_profile
-from .search import SearchableNet, SearchSpace
+from .search import SearchSpace
 from .store import Store
+from .train import training_forward
 
 # train / val / test samples (docs/protocol.md, Benchmarks); the real loaders produce these sizes
 SPLIT_SIZES = {"digits": (1_077, 360, 360), "cifar10": (40_000, 10_000, 10_000),
@@ -49,11 +50,7 @@ def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cost: Callab
     """One training step as train_phase runs it: in compile mode "net", through the network compiled whole."""
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     model.train()
-    forward = model
-    if quant.compile_mode() == "net":
-        forward = quant.compile_whole(model)
-        if isinstance(model, SearchableNet):
-            model.compile_cost()
+    forward = training_forward(model)
 
     def step() -> None:
         loss = F.cross_entropy(forward(x), y)

@@ -5,7 +5,7 @@ import copy
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -124,6 +124,15 @@ def ramped_lambda(lam: float, epoch: int, epochs: int) -> float:
     return min(lam / 100 + epoch * 0.99 * lam / _ramp_epochs(epochs), lam)
 
 
+def training_forward(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The forward a training step calls: in compile mode "net", the network compiled whole (its cost too)."""
+    if compile_mode() != "net":
+        return model
+    if isinstance(model, SearchableNet):
+        model.compile_cost()
+    return compile_whole(model)
+
+
 def full_lambda_epoch(epochs: int) -> int:
     """The first epoch (counted from 1) that a ramped search trains at its full lambda: a ramped search selects from
     there on, since an earlier, less regularised epoch answers a smaller lambda than the run's."""
@@ -239,11 +248,7 @@ def train_phase(model: nn.Module, config: PhaseConfig, train: Dataset, val: Data
         for sch, s in zip(schedulers, saved["schedulers"]):
             sch.load_state_dict(s)
         state = {"curve": [], **saved["state"]}
-    step_model = model
-    if compile_mode() == "net":
-        step_model = compile_whole(model)
-        if isinstance(model, SearchableNet):
-            model.compile_cost()
+    step_model = training_forward(model)
     first_eligible = min(config.min_epochs, config.epochs)
     if search and config.lam_ramp:
         first_eligible = max(first_eligible, full_lambda_epoch(config.epochs))
