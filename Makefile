@@ -1,5 +1,6 @@
 # make reproduce: set up .venv (pinned, idempotent), train what is pending and execute every notebook;
-# make test: unit tests + notebooks. PROFILE=smoke|quick|cpu|paper, BENCHMARKS="cifar10 ...",
+# make test: unit tests + notebooks; make estimate [ANALYSIS=size|cost|study]: pending time, and the recorded runs'
+# time beside their estimate. PROFILE=smoke|quick|cpu|cpu_long|paper, BENCHMARKS="cifar10 ...",
 # EXECUTOR=serial|local|dask (default: the profile's, local for quick on a CPU: one single-threaded process per core,
 # or WORKERS=n), DASK_SCHEDULER=,
 # DATA=<folder holding the datasets> (default data/; e.g. DATA=../shared/data for an image-folder copy of CIFAR-10).
@@ -31,7 +32,7 @@ reproduce: setup
 	$(PY) -m joint reproduce $(RUN_FLAGS) $(if $(EXECUTOR),--executor $(EXECUTOR),) $(if $(WORKERS),--workers $(WORKERS),) $(if $(DASK_SCHEDULER),--scheduler $(DASK_SCHEDULER),)
 
 estimate: setup
-	$(PY) -m joint estimate $(RUN_FLAGS)
+	$(PY) -m joint estimate $(RUN_FLAGS) $(if $(ANALYSIS),--analysis $(ANALYSIS),)
 
 verify: setup  # KEY=<record key> [RELOAD=1]: train one recorded run again (or measure its model again) and compare
 	$(PY) -m joint verify $(KEY) --profile $(PROFILE) --data "$(DATA)" $(if $(RELOAD),--reload,)

@@ -243,7 +243,10 @@ def estimate(args: argparse.Namespace, executor: str | None = None) -> str:
     store = _store(args)
     executor = executor or executors.default_executor(args.profile, store.torch_device())
     processes = executors.side_by_side(executor, getattr(args, "workers", None))
-    lines = [estimates.estimate(b, args.profile, _all_runs(b, args.profile), store, processes=processes).line()
+    analysis = getattr(args, "analysis", None)  # the estimate command's; reproduce trains every analysis
+    runs = (lambda b: SWEEPS[analysis](b, args.profile)) if analysis else (lambda b: _all_runs(b, args.profile))
+    lines = [estimates.estimate(b, args.profile, runs(b), store, processes=processes,
+                                against_records=args.command == "estimate").line()
              for b in _benchmarks(args)]
     return "\n".join(lines)
 
@@ -365,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
                             ("sweep", "every run of an analysis that is not recorded yet"),
                             ("verify", "train one recorded run again in a scratch folder (or --reload: measure its "
                                        "model again) and compare every metric with its record"),
-                            ("estimate", "how long the pending runs of a profile take at most, measured here"),
+                            ("estimate", "how long the pending runs of a profile take at most, measured here, "
+                                         "and the recorded runs' training time beside their estimate"),
                             ("reproduce", "train what is pending, execute every notebook (what make reproduce does)")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--profile", default="quick", help=f"one of {', '.join(profiles.PROFILES)}")
@@ -378,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("estimate", "reproduce"):
             p.add_argument("--benchmarks", help="space- or comma-separated subset of the profile's benchmarks")
         if name == "estimate":
+            p.add_argument("--analysis", choices=sorted(SWEEPS),
+                           help="the runs of one analysis only (default: every run the notebooks read)")
             continue
         if name == "verify":
             p.add_argument("key", help="the record's key (its file name in results/<profile>/runs/)")

@@ -230,13 +230,27 @@ def _seeds(records: list[dict], sequential: list[dict]) -> list[dict]:
     return [by_key[k] for k in keys]
 
 
-def time_table(records: list[dict], method: str = "joint", baseline: str = "sequential") -> pd.DataFrame:
+def flow_runs(records: list[dict], baseline: str = "sequential",
+              flow_seed: float | None = None) -> tuple[list[dict], list[dict]]:
+    """The `baseline` runs of the sequential flow (on the PIT seed of λ `flow_seed`; None: on every seed), and its runs
+    on the other seeds, which show the seed choice but are not part of the flow."""
+    runs = [r for r in records if r["config"]["method"] == baseline]
+    if flow_seed is None:
+        return runs, []
+    return ([r for r in runs if r["config"].get("pit_lam") == flow_seed],
+            [r for r in runs if r["config"].get("pit_lam") != flow_seed])
+
+
+def time_table(records: list[dict], method: str = "joint", baseline: str = "sequential",
+               flow_seed: float | None = None) -> pd.DataFrame:
     """Runs, epochs and wall-clock seconds each flow needs to produce its whole front, and the final models it gives;
     the warm-up shared by all runs of a flow is counted once, and the sequential flow is split into its PIT stage
-    (every PIT run: the scan that picks the seeds, the unused λ included) and its MixPrec stage. One seed per setting
-    (`first_seeds`): the repeats that measure the spread are no part of either flow."""
+    (every PIT run: the scan that picks the seeds, the unused λ included) and its MixPrec stage, on the seed of
+    `flow_seed` where it is given (its runs on other seeds get a row of their own, outside the flow). One seed per
+    setting (`first_seeds`): the repeats that measure the spread are no part of either flow."""
     records = first_seeds(records)
-    runs = {m: [r for r in records if r["config"]["method"] == m] for m in (method, baseline)}
+    flow, elsewhere = flow_runs(records, baseline, flow_seed)
+    runs = {method: [r for r in records if r["config"]["method"] == method], baseline: flow}
     warm = next((r["phases"]["warmup"] for r in records if "warmup" in r["phases"]), {"epochs": 0, "seconds": 0.0})
     if "pretrain" in warm:  # Tiny ImageNet's 224-px stage belongs to the warm-up
         warm = {"epochs": warm["epochs"] + warm["pretrain"]["epochs"],
@@ -257,6 +271,9 @@ def time_table(records: list[dict], method: str = "joint", baseline: str = "sequ
         pit_epochs + mix_epochs + warm["epochs"], pit_seconds + mix_seconds + warm["seconds"])
     row(f"{baseline}: PIT stage", len(scan), 0, pit_epochs, pit_seconds)
     row(f"{baseline}: MixPrec stage", len(runs[baseline]), len(runs[baseline]), mix_epochs, mix_seconds)
+    if elsewhere:
+        row(f"{baseline}: MixPrec on the other PIT seeds (not in the flow)", len(elsewhere), len(elsewhere),
+            *_effort(elsewhere, SEARCH_PHASES))
     return pd.DataFrame(rows)
 
 
@@ -426,10 +443,12 @@ def size_range(records: list[dict], method: str, metric: str = "size_kb") -> tup
 
 
 def summarize_time(table: pd.DataFrame, records: list[dict], method: str = "joint",
-                   baseline: str = "sequential") -> str:
+                   baseline: str = "sequential", flow_seed: float | None = None) -> str:
     """The training-time ratio of the two flows, the size ranges their runs and fronts cover, and how many models of
-    each flow the other does not dominate, from the numbers (one training seed per setting, as `time_table`)."""
+    each flow the other does not dominate, from the numbers (one training seed per setting and the sequential runs of
+    the flow, as `time_table`)."""
     records, total = first_seeds(records), table.set_index("method")
+    records = [r for r in records if r not in flow_runs(records, baseline, flow_seed)[1]]
     mine, theirs = total.loc[f"{method} (total)"], total.loc[f"{baseline} (total)"]
 
     def ranges(m: str) -> str:

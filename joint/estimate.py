@@ -118,10 +118,19 @@ class Estimate:
     device: str
     processes: int = 1  # local processes training the runs at once (the warm-up trains alone, first)
     compile_seconds: float = 0.0  # of the total: compiling each phase's network (compile mode "net")
+    # the recorded runs (with against_records): the training seconds their records state, each seed's warm-up
+    # once, and what this estimate gives for the same runs trained one after another
+    recorded_seconds: float = 0.0
+    recorded_estimate: float = 0.0
 
     def line(self) -> str:
+        against = ""
+        if self.recorded_estimate:
+            against = (f"; the {self.runs - self.pending} recorded runs took {_duration(self.recorded_seconds)} of "
+                       f"training one after another, against {_duration(self.recorded_estimate)} estimated here "
+                       f"({self.recorded_seconds / self.recorded_estimate:.2f}×)")
         if not self.pending:
-            return f"{self.benchmark} ({self.profile}): all {self.runs} runs recorded, nothing to train"
+            return f"{self.benchmark} ({self.profile}): all {self.runs} runs recorded, nothing to train{against}"
         ms = ", ".join(f"{k} {1000 * v:.2f}" for k, v in self.per_sample.items())
         where = self.device + (f" in {self.processes} processes" if self.processes > 1 else "")
         compiling = f", {_duration(self.compile_seconds)} of it compiling" if self.compile_seconds else ""
@@ -129,7 +138,7 @@ class Estimate:
                 f"epochs if every phase runs to its epoch cap; expect about {_duration(self.seconds)}{compiling} "
                 f"on {where} "
                 f"(early stopping can only shorten it; measured ms per sample at the profile's batch size: {ms}; "
-                f"data loading not included)")
+                f"data loading not included){against}")
 
 
 def _duration(seconds: float) -> str:
@@ -151,28 +160,46 @@ def _phases(config: RunConfig, prof: Profile) -> list[tuple[str, int]]:
     return [(search if phase == "search" else "qat", getattr(prof, phase).epochs) for phase in method.phases]
 
 
+def _warmups(prof: Profile) -> list[tuple[str, int]]:
+    """(kind of step, epochs) of one training seed's warm-up."""
+    return [("float", prof.warmup.epochs)] + ([("pretrain", prof.pretrain.epochs)] if prof.pretrain else [])
+
+
+def recorded_seconds(records: list[dict]) -> float:
+    """Training seconds the records state, summed over their phases; the warm-up every run of a seed shares counts
+    once per seed."""
+    warmups, seconds = {}, 0.0
+    for record in records:
+        for name, phase in record["phases"].items():
+            if phase.get("shared"):
+                warmups[record["config"].get("seed", 0)] = phase["seconds"] + phase.get("pretrain", {}).get("seconds", 0)
+            else:
+                seconds += phase["seconds"]
+    return seconds + sum(warmups.values())
+
+
 def estimate(benchmark: str, profile: str, configs: list[RunConfig], store: Store,
              per_sample: dict[str, float] | None = None, processes: int = 1,
-             compiling: dict[str, float] | None = None) -> Estimate:
+             compiling: dict[str, float] | None = None, against_records: bool = False) -> Estimate:
     """The time the runs of `configs` not yet recorded take with every phase at its epoch cap (a profile without
     early stopping runs exactly these epochs), each training seed's warm-up included if not cached, and each phase's
     compilation (`compiling`, seconds per kind of phase); `processes` train the runs at once after the warm-ups
-    (steps as long in each as measured here: small steps do not speed up with threads)."""
+    (steps as long in each as measured here: small steps do not speed up with threads). `against_records`: also the
+    recorded runs' training seconds beside this estimate of them, which checks the estimate on this machine."""
     prof = get_profile(profile, benchmark)
     device = store.torch_device()
     train, val, _ = SPLIT_SIZES[benchmark]
     pending = [c for c in configs if not store.record_path(c).exists()]
+    recorded = [c for c in configs if c not in pending] if against_records else []
     phases = [phase for c in pending for phase in _phases(c, prof)]
-    warmup = []
-    for seed in dict.fromkeys(c.seed for c in pending):  # one warm-up per training seed
-        if not store.has_warmup(benchmark, profile, seed):
-            warmup.append(("float", prof.warmup.epochs))
-            if prof.pretrain is not None:
-                warmup.append(("pretrain", prof.pretrain.epochs))
+    warmup = [phase for seed in dict.fromkeys(c.seed for c in pending)  # one warm-up per training seed
+              if not store.has_warmup(benchmark, profile, seed) for phase in _warmups(prof)]
+    done = [phase for c in recorded for phase in _phases(c, prof)]
+    done += [phase for _ in dict.fromkeys(c.seed for c in recorded) for phase in _warmups(prof)]
     if per_sample is None:
         per_sample, compiling = per_sample_seconds(benchmark, device, prof.batch_size,
                                                    channels_last=prof.channels_last, compile=prof.compile) \
-            if phases or warmup else ({}, {})
+            if phases or warmup or done else ({}, {})
     compiling = compiling or {}
 
     def seconds(of: list[tuple[str, int]]) -> float:
@@ -184,4 +211,5 @@ def estimate(benchmark: str, profile: str, configs: list[RunConfig], store: Stor
     compile_total = compile_seconds(warmup) + compile_seconds(phases) / processes
     return Estimate(benchmark, profile, len(configs), len(pending), sum(e for _, e in phases + warmup),
                     seconds(warmup) + seconds(phases) / processes + compile_total, per_sample, str(device),
-                    processes, compile_total)
+                    processes, compile_total, recorded_seconds([store.read_record(c) for c in recorded]),
+                    seconds(done) + compile_seconds(done))

@@ -114,6 +114,22 @@ def test_time_table_counts_the_shared_warmup_once_and_the_whole_pit_scan():
     assert "of the 2 sequential models, 1 by no joint model" in summary
 
 
+def test_the_flow_counts_the_chosen_pit_seed_and_lists_the_other_seeds_runs_apart():
+    runs = copy.deepcopy(TIMED)
+    for r in runs[4:]:
+        r["config"]["pit_lam"] = 0.1
+    other = timed("sequential", "s3", {"search": (40, 6.0), "finetune": (20, 5.0)}, "p2", size=1.0, acc=95.0)
+    other["config"]["pit_lam"], other["seed"]["pit_lam"] = 0.05, 0.05
+    rows = {r["method"]: r for r in analysis.time_table(runs + [other], flow_seed=0.1).to_dict("records")}
+    assert rows["sequential (total)"]["seconds"] == 3.0 + 20.0 + 24.0 and rows["sequential (total)"]["final_models"] == 2
+    apart = rows["sequential: MixPrec on the other PIT seeds (not in the flow)"]
+    assert (apart["runs"], apart["epochs"], apart["seconds"]) == (1, 60, 11.0)
+    summary = analysis.summarize_time(analysis.time_table(runs + [other], flow_seed=0.1), runs + [other], flow_seed=0.1)
+    assert "of the 2 sequential models, 1 by no joint model" in summary  # s3 (1 kB, 95 %) is no part of the flow
+    everything = {r["method"]: r for r in analysis.time_table(runs + [other]).to_dict("records")}
+    assert everything["sequential (total)"]["final_models"] == 3 and len(everything) == 5
+
+
 def test_dominance_needs_one_strict_improvement():
     a, b = analysis.Point("joint", 5.0, 91.0), analysis.Point("sequential", 5.0, 91.0)
     assert not analysis.dominates(a, b) and not analysis.dominates(b, a)

@@ -96,3 +96,23 @@ def test_each_training_seed_without_its_warm_up_counts_one(tmp_path):
     store.warmup_path("digits", "quick", 1).parent.mkdir(parents=True, exist_ok=True)
     store.warmup_path("digits", "quick", 1).write_bytes(b"")
     assert estimate.estimate("digits", "quick", configs, store, per_sample).seconds == pytest.approx(2 * warm)
+
+
+def test_the_recorded_runs_time_is_set_beside_their_estimate(tmp_path):
+    store = Store(results=tmp_path / "r", cache=tmp_path / "c", progress=False, device="cpu")
+    configs = [RunConfig("digits", "w8a8", profile="quick", seed=seed) for seed in (0, 1)]
+    configs.append(RunConfig("digits", "w4a8", profile="quick"))
+    warm = {"epochs": 60, "seconds": 100.0, "shared": True}
+    for config, seconds in zip(configs, (10.0, 20.0)):  # w4a8 stays pending
+        write_json(store.record_path(config), {"key": "k", "metrics": {}, "config": {"seed": config.seed}, "phases": {
+            "warmup": {**warm, "seconds": 100.0 + config.seed}, "search": {"seconds": seconds},
+            "finetune": {"seconds": 1.0}}})
+    per_sample = {"float": 1.0, "qat": 2.0, "eval": 0.0}
+    prof, train = profiles.get_profile("quick", "digits"), estimate.SPLIT_SIZES["digits"][0]
+    result = estimate.estimate("digits", "quick", configs, store, per_sample, against_records=True)
+    assert result.recorded_seconds == 100.0 + 101.0 + 10.0 + 20.0 + 2 * 1.0  # each seed's warm-up once
+    run = (prof.search.epochs + prof.finetune.epochs) * train * 2.0
+    assert result.recorded_estimate == pytest.approx(2 * prof.warmup.epochs * train + 2 * run)
+    assert "; the 2 recorded runs took 4 min of training one after another, against 107.7 h estimated here" in \
+        result.line()
+    assert "recorded runs" not in estimate.estimate("digits", "quick", configs, store, per_sample).line()

@@ -13,7 +13,8 @@ import joint.__main__
 from joint import experiments
 from joint.__main__ import main
 from joint.search import random_architecture
-from joint.store import ROOT, shown
+from joint.config import RunConfig
+from joint.store import ROOT, Store, shown, write_json
 
 
 def run(capsys, *argv):
@@ -79,6 +80,15 @@ def test_run_records_one_run(capsys, tmp_path):
     code, out, _ = run(capsys, "run", "--profile", "smoke", "--method", "w4a8", *dirs(tmp_path))
     assert code == 0 and out.startswith("w4a8 lam=0 (size) on digits (smoke): test accuracy")
     assert len(list((tmp_path / "results" / "smoke" / "runs").glob("*.json"))) == 1
+
+
+def test_estimate_of_one_analysis_sets_the_recorded_runs_beside_their_estimate(capsys, tmp_path):
+    w8a8 = Store(results=tmp_path / "results").record_path(RunConfig("digits", "w8a8", profile="smoke"))
+    write_json(w8a8, {"key": w8a8.stem, "metrics": {}, "config": {"seed": 0}, "phases": {
+        "warmup": {"epochs": 3, "seconds": 5.0, "shared": True}, "finetune": {"epochs": 2, "seconds": 2.0}}})
+    code, out, _ = run(capsys, "estimate", "--profile", "smoke", "--analysis", "cost", *dirs(tmp_path))
+    assert code == 0 and out.startswith("digits (smoke): 10 of 11 runs pending")  # the fixed ones and 4 costs x 2
+    assert "; the 1 recorded runs took 7 s of training one after another, against " in out
 
 
 def test_run_searches_with_a_cost_model_and_activation_precisions(capsys, tmp_path):

@@ -98,6 +98,7 @@ def test_the_long_cpu_profile_has_the_papers_grids_and_three_seeds_where_points_
     assert all(len(prof.size_grid(m)) >= 3 for m in ("mixprec", "edmips")) and len(prof.pit_lambdas) >= 3
     chosen, second = prof.seed_lambdas
     assert prof.sequential_grid(chosen) == prof.size_grid("joint") and len(prof.sequential_grid(second)) == 3
+    assert prof.flow_seed == chosen  # the time table's sequential flow: as many final models as the joint front
     assert prof.repeat_seeds == (1, 2) and len(prof.repeat_lambdas) == 2
     assert set(prof.repeat_lambdas) <= set(prof.size_grid("joint"))
     assert prof.compile == "net" and prof.search.lam_ramp and not prof.pit_search.lam_ramp
