@@ -448,7 +448,7 @@ def summarize_time(table: pd.DataFrame, records: list[dict], method: str = "join
     each flow the other does not dominate, from the numbers (one training seed per setting and the sequential runs of
     the flow, as `time_table`)."""
     records, total = first_seeds(records), table.set_index("method")
-    records = [r for r in records if r not in flow_runs(records, baseline, flow_seed)[1]]
+    records = [r for r in records if r["config"]["method"] != baseline] + flow_runs(records, baseline, flow_seed)[0]
     mine, theirs = total.loc[f"{method} (total)"], total.loc[f"{baseline} (total)"]
 
     def ranges(m: str) -> str:

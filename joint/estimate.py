@@ -170,7 +170,7 @@ def recorded_seconds(records: list[dict]) -> float:
     once per seed."""
     warmups, seconds = {}, 0.0
     for record in records:
-        for name, phase in record["phases"].items():
+        for phase in record["phases"].values():
             if phase.get("shared"):
                 warmups[record["config"].get("seed", 0)] = phase["seconds"] + phase.get("pretrain", {}).get("seconds", 0)
             else:
@@ -189,8 +189,10 @@ def estimate(benchmark: str, profile: str, configs: list[RunConfig], store: Stor
     prof = get_profile(profile, benchmark)
     device = store.torch_device()
     train, val, _ = SPLIT_SIZES[benchmark]
-    pending = [c for c in configs if not store.record_path(c).exists()]
-    recorded = [c for c in configs if c not in pending] if against_records else []
+    pending, recorded = [], []
+    for config in configs:
+        (recorded if store.record_path(config).exists() else pending).append(config)
+    recorded = recorded if against_records else []
     phases = [phase for c in pending for phase in _phases(c, prof)]
     warmup = [phase for seed in dict.fromkeys(c.seed for c in pending)  # one warm-up per training seed
               if not store.has_warmup(benchmark, profile, seed) for phase in _warmups(prof)]
