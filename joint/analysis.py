@@ -503,6 +503,39 @@ def fine_tune_settling(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "cost", "lambda", "epochs", "last_val_acc_%", "change_%"])
 
 
+def search_floor(records: list[dict]) -> pd.DataFrame:
+    """Per run with a search phase, its lowest search-epoch validation accuracy (of the argmax network) against the
+    run's final test accuracy, in points: how deep a search fell before the fine-tune recovered it, which the final
+    point hides."""
+    rows = []
+    for r in records:
+        phase = next((r["phases"][p] for p in ("search", "pit_search") if p in r["phases"]), None)
+        if phase is None:
+            continue
+        curve = [100 * e["val_accuracy"] for e in phase["curve"]]
+        lowest = min(range(len(curve)), key=curve.__getitem__)
+        c, test = r["config"], 100 * r["metrics"]["test_accuracy"]
+        rows.append({"method": c["method"], "cost": c["cost"], "lambda": c["lam"],
+                     "lowest_search_val_%": curve[lowest], "at_epoch": lowest + 1, "test_acc_%": test,
+                     "drop_%": test - curve[lowest]})
+    return pd.DataFrame(rows, columns=["method", "cost", "lambda", "lowest_search_val_%", "at_epoch", "test_acc_%",
+                                       "drop_%"])
+
+
+def summarize_search_floor(table: pd.DataFrame, method: str = "joint", margin: float = 15.0) -> str:
+    """One sentence: the deepest search epoch of `method`'s runs under their final accuracy, and how many stay within
+    `margin` points of it."""
+    runs = table[table["method"] == method]
+    if runs.empty:
+        return f"No {method} search was recorded."
+    worst = runs.loc[runs["drop_%"].idxmax()]
+    within = int((runs["drop_%"] <= margin).sum())
+    return (f"{method} searches: the deepest epoch lies {worst['drop_%']:.2f} points under its run's final test "
+            f"accuracy ({worst['cost']} lambda={worst['lambda']:g}, epoch {worst['at_epoch']}: "
+            f"{worst['lowest_search_val_%']:.2f} % against {worst['test_acc_%']:.2f} %); {within} of {len(runs)} "
+            f"runs stay within {margin:g} points.")
+
+
 STUDY_COLUMNS = ["variant", "method", "lam", "first_search_val", "lowest_search_val", "last_search_val",
                  "kept_search_epoch", "size_kb", "test_accuracy", "gap_to_plain_front", "minutes", "chosen"]
 

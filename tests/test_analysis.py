@@ -249,6 +249,24 @@ def test_fine_tune_settling_is_the_change_over_the_last_two_epochs_of_the_final_
     assert table["change_%"].tolist() == pytest.approx([0.25, -1.0])
 
 
+def test_search_floor_is_the_deepest_search_epoch_under_the_final_accuracy():
+    def searched(method, lam, accs, test, phase="search"):
+        return {"config": {"method": method, "cost": "size", "lam": lam}, "metrics": {"test_accuracy": test},
+                "phases": {phase: {"curve": [{"val_accuracy": a} for a in accs]}, "finetune": {"curve": []}}}
+
+    records = [searched("joint", 1, [0.5, 0.1, 0.6], 0.8), searched("joint", 2, [0.7, 0.75], 0.8),
+               searched("pit", 0.1, [0.4, 0.3], 0.7, phase="pit_search"),
+               {"config": {"method": "float", "cost": "size", "lam": 0.0}, "metrics": {"test_accuracy": 0.9},
+                "phases": {"warmup": {"curve": [{"val_accuracy": 0.2}]}}}]
+    table = analysis.search_floor(records)
+    assert table["method"].tolist() == ["joint", "joint", "pit"] and table["at_epoch"].tolist() == [2, 1, 2]
+    assert table["drop_%"].tolist() == pytest.approx([70.0, 10.0, 40.0])
+    assert analysis.summarize_search_floor(table) == (
+        "joint searches: the deepest epoch lies 70.00 points under its run's final test accuracy (size lambda=1, "
+        "epoch 2: 10.00 % against 80.00 %); 1 of 2 runs stay within 15 points.")
+    assert analysis.summarize_search_floor(table, "mixprec") == "No mixprec search was recorded."
+
+
 def test_precision_groups_table_prices_the_split_of_each_layer_into_precisions_on_ne16():
     layer = {"name": "c", "kind": "conv", "cin": 16, "cout": 32, "kernel": [3, 3], "stride": [1, 1], "groups": 1,
              "out_hw": [16, 16], "bias": False, "input_act": "x", "input_source": None, "input_multiplier": 1}

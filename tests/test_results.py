@@ -39,12 +39,16 @@ def test_committed_tables_are_what_the_committed_records_give(folder: Path):
     sized = _records(profile, benchmark, experiments.size_sweep(benchmark, profile))
     costed = _records(profile, benchmark, experiments.cost_sweep(benchmark, profile))
     assert len({r.get("data_identity", r["data"]) for r in sized + costed}) == 1, "records of several data copies"
-    tables = {"size_table": analysis.size_table(sized), "training_time": analysis.time_table(sized),
+    every = list({r["key"]: r for r in sized + costed}.values())
+    flow_seed = get_profile(profile, benchmark).flow_seed
+    tables = {"size_table": analysis.size_table(sized),
+              "training_time": analysis.time_table(sized, flow_seed=flow_seed),
               "joint_vs_sequential": analysis.front_comparison(sized, "joint", "sequential"),
               "cycles_at_iso_accuracy": analysis.cycles_table(costed),
               "cost_model_summary": analysis.cost_model_summary(costed, experiments.ABLATION_COSTS),
               "ne16_precision_groups": analysis.precision_groups_table(costed),
-              "fine_tune_settling": analysis.fine_tune_settling(list({r["key"]: r for r in sized + costed}.values()))}
+              "fine_tune_settling": analysis.fine_tune_settling(every),
+              "search_floor": analysis.search_floor(every)}
     study = experiments.study_sweep(benchmark, profile)
     if study:  # notebook 04's table, with each method's plain front drawn from the size sweep
         tables["search_study"] = analysis.search_study(_records(profile, benchmark, study),
