@@ -16,7 +16,7 @@ CURVE = re.compile(r"(?:\*\*)?\d+(?:\.\d)?(?:\*\*)?(?:, (?:\*\*)?\d+(?:\.\d)?(?:
 ARROWS = re.compile(r"\d+\.\d\d(?: → \d+\.\d\d)+ %")
 
 
-RECORDS = [read_json(path) for profile in ("quick", "cpu")
+RECORDS = [read_json(path) for profile in ("quick", "cpu", "cpu_long")
            for path in sorted((ROOT / "results" / profile / "runs").glob("*.json"))]
 
 
