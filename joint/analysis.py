@@ -488,12 +488,17 @@ def summarize_size_table(table: pd.DataFrame) -> str:
     return first + " " + second
 
 
+def _first_phase(record: dict, names: tuple[str, ...]) -> dict | None:
+    """The record's phase of the first of `names` it ran (a quantized run's or a PIT run's), or None."""
+    return next((record["phases"][name] for name in names if name in record["phases"]), None)
+
+
 def fine_tune_settling(records: list[dict]) -> pd.DataFrame:
     """Per run, the change of validation accuracy (points) over the last two epochs of its final fine-tune: how far
     from a plateau each point was compared."""
     rows = []
     for r in records:
-        phase = next((r["phases"][p] for p in ("finetune", "pit_finetune") if p in r["phases"]), None)
+        phase = _first_phase(r, ("finetune", "pit_finetune"))
         if phase is None or len(phase["curve"]) < 2:
             continue
         last, before = (100 * e["val_accuracy"] for e in phase["curve"][-1:-3:-1])
@@ -509,7 +514,7 @@ def search_floor(records: list[dict]) -> pd.DataFrame:
     point hides."""
     rows = []
     for r in records:
-        phase = next((r["phases"][p] for p in ("search", "pit_search") if p in r["phases"]), None)
+        phase = _first_phase(r, ("search", "pit_search"))
         if phase is None:
             continue
         curve = [100 * e["val_accuracy"] for e in phase["curve"]]
