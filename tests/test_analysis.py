@@ -58,13 +58,14 @@ def test_size_table_rows_and_markdown():
     assert text.splitlines()[0].startswith("| comparison | baseline_kB")
     assert "| joint vs w2a8 | 20.00 | 80.00 | 10.00 | 85.00 | 50.00 |  |" in text
     summary = analysis.summarize_size_table(table)
-    assert summary.count(".") >= 2 and "50.0 % vs w2a8" in summary
+    assert summary.count(".") >= 2 and "against w2a8 joint is 50.0 % smaller (10.00 kB at 85.00 %)" in summary
+    assert "front's points: against mixprec joint is 25.0 % larger (50.00 kB at 91.00 %)." in summary
 
 
 def test_table_says_none_when_the_method_never_reaches_the_baseline():
     table = analysis.size_table([record("w8a8", 0, 80, 99), record("w2a8", 0, 20, 97), record("joint", 1, 10, 90)])
     assert table["reduction_%"].isna().all()
-    assert "no model reaches w8a8's 99.00 %" in analysis.summarize_size_table(table)
+    assert "against w8a8 no joint model reaches its 99.00 %" in analysis.summarize_size_table(table)
     assert "| none |" in analysis.to_markdown(table)
 
 
@@ -377,7 +378,7 @@ def test_size_table_compares_with_the_mean_baseline_and_states_both_spreads():
     assert (w8a8["method_kB"], w8a8["method_spread_%"], w8a8["reduction_%"]) == \
         (50.0, pytest.approx(2 ** 0.5), pytest.approx(100 * (1 - 50 / 80)))
     assert "50.00 kB at 92.00 ± 1.41 % against 80.00 kB at 91.00 ± 1.00 %" in analysis.describe_size_table(table)
-    assert "37.5 % vs w8a8 (50.00 kB at 92.00 ± 1.41 %)" in analysis.summarize_size_table(table)
+    assert "against w8a8 joint is 37.5 % smaller (50.00 kB at 92.00 ± 1.41 %)" in analysis.summarize_size_table(table)
     single = analysis.size_table(analysis.first_seeds(REPEATED))
     assert "baseline_spread_%" not in single.columns and "±" not in analysis.describe_size_table(single)
 
