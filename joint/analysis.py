@@ -93,7 +93,8 @@ def left_out(records: list[dict], metrics: tuple[str, ...] = ("size_kb",)) -> st
             if r["metrics"].get(metric) is not None and collapsed(r, metric):
                 c, m = r["config"], r["metrics"]
                 accuracy = m.get(ACCURACY_OF.get(metric, "test_accuracy"), m["test_accuracy"])
-                parts.append(f"{c['method']} {c['cost']} lambda={c['lam']:g} ({100 * accuracy:.2f} % on {metric})")
+                seed = f" seed={c['seed']}" if "seed" in c else ""
+                parts.append(f"{c['method']} {c['cost']} lambda={c['lam']:g}{seed} ({100 * accuracy:.2f} % on {metric})")
     return ("left out of the iso-accuracy tables, collapsed to chance accuracy: " + "; ".join(parts)) if parts else ""
 
 
@@ -159,13 +160,16 @@ def size_table(records: list[dict], method: str = "joint", metric: str = "size_k
     Against a front the row reports the largest reduction over that front's points ("up to", as the paper).
     Collapsed models (at chance accuracy) are left out: they are no reference for iso-accuracy. A setting trained
     with several seeds counts at its mean; the spread columns (standard deviations over seeds, in accuracy points)
-    are there only when some setting was.
+    are there only when some setting was. Against a front that no model of `method` reaches, the row names the
+    front's least accurate point.
     """
     records = comparable(records, metric)
     mine = points(records, method, metric)
-    hidden = [] if len({r["config"].get("seed", 0) for r in records}) > 1 else SPREAD_COLUMNS
+    settings = [setting(r) for r in records]
+    hidden = [] if len(set(settings)) < len(settings) else SPREAD_COLUMNS
+    columns = [c for c in SIZE_COLUMNS if c not in hidden]
     if not mine:
-        return pd.DataFrame(columns=[c for c in SIZE_COLUMNS if c not in hidden])
+        return pd.DataFrame(columns=columns)
     rows = []
     for fixed in ("w8a8", "w2a8"):
         for base in points(records, fixed, metric):
@@ -181,10 +185,11 @@ def size_table(records: list[dict], method: str = "joint", metric: str = "size_k
         if reached:
             base, best = max(reached, key=lambda pair: reduction(pair[1], pair[0]))
         else:
-            base, best = theirs[-1], None
+            base, best = theirs[0], None
         rows.append({**_row(f"{method} vs {other} (up to)", base, best),
                      "points_reached": f"{len(reached)}/{len(theirs)}"})
-    return pd.DataFrame(rows).drop(columns=hidden)
+    return pd.DataFrame(rows, columns=SIZE_COLUMNS + ["points_reached"] * any("points_reached" in r for r in rows)
+                        ).drop(columns=hidden)
 
 
 def _accuracy(row, side: str) -> str:
@@ -192,22 +197,6 @@ def _accuracy(row, side: str) -> str:
     spread = row.get(f"{side}_spread_%")
     plus = f" ± {spread:.2f}" if spread is not None and not pd.isna(spread) and spread > 0 else ""
     return f"{row[f'{side}_acc_%']:.2f}{plus} %"
-
-
-def describe_size_table(table: pd.DataFrame) -> str:
-    """Plain sentences stating what the table shows, written from its numbers (± one standard deviation over
-    seeds where a setting was trained with several)."""
-    sentences = []
-    for _, row in table.iterrows():
-        if pd.isna(row["reduction_%"]):
-            sentences.append(f"{row['comparison']}: no model reaches the baseline's {_accuracy(row, 'baseline')} "
-                             f"accuracy, so there is no iso-accuracy reduction.")
-        else:
-            verb = "smaller" if row["reduction_%"] >= 0 else "larger"
-            sentences.append(f"{row['comparison']}: {row['method_kB']:.2f} kB at {_accuracy(row, 'method')} against "
-                             f"{row['baseline_kB']:.2f} kB at {_accuracy(row, 'baseline')}, "
-                             f"{abs(row['reduction_%']):.1f} % {verb}.")
-    return "\n".join(sentences)
 
 
 SEARCH_PHASES = ("search", "finetune")
@@ -297,7 +286,8 @@ def front_times(records: list[dict], methods: tuple[str, ...] = ("joint", "seque
             if p in front:
                 rows.append({"method": method, "lam": p.lam, "pit_lam": r["config"].get("pit_lam"), "size_kB": p.cost,
                              "acc_%": p.accuracy, "seconds": point_seconds(r, records)})
-    return pd.DataFrame(rows).sort_values(["method", "size_kB"], ignore_index=True)
+    columns = ["method", "lam", "pit_lam", "size_kB", "acc_%", "seconds"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["method", "size_kB"], ignore_index=True)
 
 
 def match_front(mine: list[Point], theirs: list[Point], mine_name: str, their_name: str,
@@ -453,6 +443,8 @@ def summarize_time(table: pd.DataFrame, records: list[dict], method: str = "join
 
     def ranges(m: str) -> str:
         sizes = [p.cost for p in points(records, m)]
+        if not sizes:
+            return "no runs"
         lo, hi = size_range(records, m)
         return f"runs {min(sizes):.2f}-{max(sizes):.2f} kB, front {lo:.2f}-{hi:.2f} kB"
 
@@ -472,21 +464,22 @@ def summarize_size_table(table: pd.DataFrame) -> str:
     """Two sentences: the reduction against the fixed-precision baselines, then against the other methods (the
     largest over each front's points, as the abstract's "up to")."""
     if table.empty:
-        return "No baseline or method runs were recorded, so there is nothing to compare."
+        return "No run of the method was recorded beside a baseline or another method's front: nothing to compare."
     method = table["comparison"].iloc[0].split(" vs ")[0]
 
     def clause(row) -> str:
         name = row["comparison"].split(" vs ")[1].replace(" (up to)", "")
+        baseline = f"{name} ({row['baseline_kB']:.2f} kB at {_accuracy(row, 'baseline')})"
         if pd.isna(row["reduction_%"]):
-            return f"against {name} no {method} model reaches its {_accuracy(row, 'baseline')}"
+            return f"no {method} model reaches {baseline}"
         verb = "smaller" if row["reduction_%"] >= 0 else "larger"
-        return (f"against {name} {method} is {abs(row['reduction_%']):.1f} % {verb} "
+        return (f"against {baseline} {method} is {abs(row['reduction_%']):.1f} % {verb} "
                 f"({row['method_kB']:.2f} kB at {_accuracy(row, 'method')})")
 
     fixed = table[~table["comparison"].str.contains("up to")]
     fronts = table[table["comparison"].str.contains("up to")]
-    first = "At iso-accuracy with the fixed-precision baselines: " + "; ".join(
-        clause(r) for _, r in fixed.iterrows()) + "."
+    first = ("At iso-accuracy with the fixed-precision baselines: " + "; ".join(
+        clause(r) for _, r in fixed.iterrows()) + ".") if len(fixed) else "No fixed-precision baseline was recorded."
     second = ("Against the other searched fronts, at its best over each front's points: " + "; ".join(
         clause(r) for _, r in fronts.iterrows()) + ".") if len(fronts) else "No other searched front was recorded."
     return first + " " + second
@@ -539,7 +532,8 @@ def summarize_search_floor(table: pd.DataFrame, method: str = "joint", margin: f
         return f"No {method} search was recorded."
     worst = runs.loc[runs["drop_%"].idxmax()]
     within = int((runs["drop_%"] <= margin).sum())
-    return (f"{method} searches: the deepest epoch lies {worst['drop_%']:.2f} points under its run's final test "
+    side = "under" if worst["drop_%"] >= 0 else "above"
+    return (f"{method} searches: the deepest epoch lies {abs(worst['drop_%']):.2f} points {side} its run's final test "
             f"accuracy ({worst['cost']} lambda={worst['lambda']:g}, epoch {worst['at_epoch']}: "
             f"{worst['lowest_search_val_%']:.2f} % against {worst['test_acc_%']:.2f} %); {within} of {len(runs)} "
             f"runs stay within {margin:g} points.")

@@ -58,14 +58,14 @@ def test_size_table_rows_and_markdown():
     assert text.splitlines()[0].startswith("| comparison | baseline_kB")
     assert "| joint vs w2a8 | 20.00 | 80.00 | 10.00 | 85.00 | 50.00 |  |" in text
     summary = analysis.summarize_size_table(table)
-    assert summary.count(".") >= 2 and "against w2a8 joint is 50.0 % smaller (10.00 kB at 85.00 %)" in summary
-    assert "front's points: against mixprec joint is 25.0 % larger (50.00 kB at 91.00 %)." in summary
+    assert summary.count(".") >= 2 and "against w2a8 (20.00 kB at 80.00 %) joint is 50.0 % smaller (10.00 kB at 85.00 %)" in summary
+    assert "front's points: against mixprec (40.00 kB at 86.00 %) joint is 25.0 % larger (50.00 kB at 91.00 %)." in summary
 
 
 def test_table_says_none_when_the_method_never_reaches_the_baseline():
     table = analysis.size_table([record("w8a8", 0, 80, 99), record("w2a8", 0, 20, 97), record("joint", 1, 10, 90)])
     assert table["reduction_%"].isna().all()
-    assert "against w8a8 no joint model reaches its 99.00 %" in analysis.summarize_size_table(table)
+    assert "no joint model reaches w8a8 (80.00 kB at 99.00 %)" in analysis.summarize_size_table(table)
     assert "| none |" in analysis.to_markdown(table)
 
 
@@ -77,7 +77,30 @@ def test_write_table(tmp_path):
 def test_no_runs_at_all_is_said_plainly():
     table = analysis.size_table([])
     assert table.empty
-    assert analysis.summarize_size_table(table).startswith("No baseline or method runs were recorded")
+    assert analysis.summarize_size_table(table).startswith("No run of the method was recorded beside a baseline")
+
+
+def test_a_method_without_baselines_or_fronts_gives_an_empty_table_with_its_columns():
+    table = analysis.size_table([record("joint", 1, 10, 85)])
+    assert table.empty and "reduction_%" in table.columns
+    baselines_only = analysis.size_table([record("w8a8", 0, 80, 90)])
+    assert baselines_only.empty and "nothing to compare" in analysis.summarize_size_table(baselines_only)
+    no_fixed = analysis.size_table([record("joint", 1, 10, 85), record("mixprec", 1, 20, 80)])
+    assert analysis.summarize_size_table(no_fixed).startswith("No fixed-precision baseline was recorded. Against")
+
+
+def test_a_front_no_model_reaches_is_named_by_its_least_accurate_point():
+    table = analysis.size_table([record("joint", 1, 10, 85), record("mixprec", 1, 5, 86), record("mixprec", 2, 40, 95)])
+    row, = table.to_dict("records")
+    assert (row["baseline_kB"], row["baseline_acc_%"], row["points_reached"]) == (5.0, 86.0, "0/2")
+    assert "no joint model reaches mixprec (5.00 kB at 86.00 %)" in analysis.summarize_size_table(table)
+
+
+def test_the_spread_columns_appear_only_where_a_setting_repeats():
+    other_seeds = [record("w8a8", 0, 80, 90, seed=1), record("joint", 1, 50, 91, seed=0)]
+    assert "baseline_spread_%" not in analysis.size_table(other_seeds).columns
+    repeated = other_seeds + [record("w8a8", 0, 80, 92, seed=2)]
+    assert analysis.size_table(repeated)["baseline_spread_%"].tolist() == [pytest.approx(2 ** 0.5)]
 
 
 def timed(method, key, phases, seed=None, size=10.0, acc=90.0):
@@ -113,6 +136,9 @@ def test_time_table_counts_the_shared_warmup_once_and_the_whole_pit_scan():
     # j1 (5 kB, 91 %) dominates s1 (6 kB, 90 %); nothing dominates s2 (3 kB, 88 %), j1 or j2 (2 kB, 85 %)
     assert "Of the 2 joint models, 2 are dominated by no sequential model" in summary
     assert "of the 2 sequential models, 1 by no joint model" in summary
+    joint_only = [r for r in TIMED if r["config"]["method"] == "joint"]
+    alone = analysis.summarize_time(analysis.time_table(joint_only), joint_only)
+    assert "sequential no runs" in alone and "of the 0 sequential models, 0 by no joint model" in alone
 
 
 def test_the_flow_counts_the_chosen_pit_seed_and_lists_the_other_seeds_runs_apart():
@@ -160,6 +186,7 @@ def test_front_times_lists_each_front_point_with_its_seconds():
     rows = analysis.front_times(TIMED).to_dict("records")
     assert [(r["method"], r["size_kB"], r["seconds"]) for r in rows] == [
         ("joint", 2.0, 13.0), ("joint", 5.0, 12.0), ("sequential", 3.0, 22.0), ("sequential", 6.0, 22.0)]
+    assert analysis.front_times([]).empty and "seconds" in analysis.front_times([]).columns
 
 
 def latency_record(method, cost, lam, acc, mpic, ne16, act_bits=(8,)):
@@ -236,6 +263,7 @@ def test_a_collapsed_model_is_left_out_of_the_iso_tables_and_named():
     assert 21 not in ne16["reference_cycles"].tolist()
     assert 111 in cycles[cycles["target"] == "mpic"]["matched_cycles"].tolist()
     assert analysis.left_out([record("joint", 1, 10, 85)]) == ""
+    assert "joint size lambda=7 seed=2 (10.00 % on size_kb)" in analysis.left_out([record("joint", 7, 1, 10.0, seed=2)])
 
 
 def test_fine_tune_settling_is_the_change_over_the_last_two_epochs_of_the_final_fine_tune():
@@ -266,6 +294,9 @@ def test_search_floor_is_the_deepest_search_epoch_under_the_final_accuracy():
         "joint searches: the deepest epoch lies 70.00 points under its run's final test accuracy (size lambda=1, "
         "epoch 2: 10.00 % against 80.00 %); 1 of 2 runs stay within 15 points.")
     assert analysis.summarize_search_floor(table, "mixprec") == "No mixprec search was recorded."
+    rising = analysis.search_floor([searched("joint", 1, [0.85, 0.9], 0.8)])
+    assert "the deepest epoch lies 5.00 points above its run's final test accuracy" in \
+        analysis.summarize_search_floor(rising)
 
 
 def test_precision_groups_table_prices_the_split_of_each_layer_into_precisions_on_ne16():
@@ -377,10 +408,10 @@ def test_size_table_compares_with_the_mean_baseline_and_states_both_spreads():
     assert (w8a8["baseline_acc_%"], w8a8["baseline_spread_%"]) == (pytest.approx(91.0), pytest.approx(1.0))
     assert (w8a8["method_kB"], w8a8["method_spread_%"], w8a8["reduction_%"]) == \
         (50.0, pytest.approx(2 ** 0.5), pytest.approx(100 * (1 - 50 / 80)))
-    assert "50.00 kB at 92.00 ± 1.41 % against 80.00 kB at 91.00 ± 1.00 %" in analysis.describe_size_table(table)
-    assert "against w8a8 joint is 37.5 % smaller (50.00 kB at 92.00 ± 1.41 %)" in analysis.summarize_size_table(table)
+    assert ("against w8a8 (80.00 kB at 91.00 ± 1.00 %) joint is 37.5 % smaller (50.00 kB at 92.00 ± 1.41 %)"
+            in analysis.summarize_size_table(table))
     single = analysis.size_table(analysis.first_seeds(REPEATED))
-    assert "baseline_spread_%" not in single.columns and "±" not in analysis.describe_size_table(single)
+    assert "baseline_spread_%" not in single.columns and "±" not in analysis.summarize_size_table(single)
 
 
 def test_the_training_time_counts_one_seed_per_setting():
