@@ -31,6 +31,11 @@ class Point:
 ACCURACY_OF = {"ne16_cycles": "ne16_accuracy"}
 
 
+def accuracy_on(metrics: dict, metric: str = "size_kb") -> float | None:
+    """A record's accuracy (a fraction) as the target of `metric` runs the model; None where it cannot run there."""
+    return metrics.get(ACCURACY_OF.get(metric, "test_accuracy"), metrics["test_accuracy"])
+
+
 def setting(record: dict) -> tuple:
     """A record's config less its seed: the runs that repeat one setting with other seeds share it. A record without
     a seed (the paper's points read off its figures) is a setting of its own."""
@@ -57,7 +62,7 @@ def points(records: list[dict], method: str, metric: str = "size_kb") -> list[Po
     runs: dict[tuple, list[tuple[float, float, float]]] = {}
     for r in records:
         m = r["metrics"]
-        accuracy = m.get(ACCURACY_OF.get(metric, "test_accuracy"), m["test_accuracy"])
+        accuracy = accuracy_on(m, metric)
         if r["config"]["method"] == method and m.get(metric) is not None and accuracy is not None:
             runs.setdefault(setting(r), []).append((m[metric], 100 * accuracy, r["config"]["lam"]))
     out = []
@@ -74,8 +79,7 @@ COLLAPSE_FACTOR = 1.5  # a model below 1.5x chance accuracy has collapsed: no re
 
 def collapsed(record: dict, metric: str = "size_kb") -> bool:
     """Whether a model is at chance accuracy (as measured for `metric`): it predicts about one class."""
-    m = record["metrics"]
-    accuracy = m.get(ACCURACY_OF.get(metric, "test_accuracy"), m["test_accuracy"])
+    accuracy = accuracy_on(record["metrics"], metric)
     chance = 1 / CLASSES[record["config"].get("benchmark", "cifar10")]
     return accuracy is not None and accuracy < COLLAPSE_FACTOR * chance
 
@@ -91,10 +95,10 @@ def left_out(records: list[dict], metrics: tuple[str, ...] = ("size_kb",)) -> st
     for metric in metrics:
         for r in records:
             if r["metrics"].get(metric) is not None and collapsed(r, metric):
-                c, m = r["config"], r["metrics"]
-                accuracy = m.get(ACCURACY_OF.get(metric, "test_accuracy"), m["test_accuracy"])
+                c, accuracy = r["config"], accuracy_on(r["metrics"], metric)
                 seed = f" seed={c['seed']}" if "seed" in c else ""
-                parts.append(f"{c['method']} {c['cost']} lambda={c['lam']:g}{seed} ({100 * accuracy:.2f} % on {metric})")
+                parts.append(f"{c['method']} {c['cost']} lambda={c['lam']:g}{seed} ({100 * accuracy:.2f} % on "
+                             f"{metric})")
     return ("left out of the iso-accuracy tables, collapsed to chance accuracy: " + "; ".join(parts)) if parts else ""
 
 
@@ -209,7 +213,7 @@ def _effort(records: list[dict], phases: tuple[str, ...]) -> tuple[int, float]:
     return epochs, seconds
 
 
-def _seeds(records: list[dict], sequential: list[dict]) -> list[dict]:
+def _pit_seeds(records: list[dict], sequential: list[dict]) -> list[dict]:
     """The PIT records that seed the given sequential records (each counted once)."""
     by_key = {r["key"]: r for r in records}
     keys = sorted({r["seed"]["key"] for r in sequential})
@@ -252,7 +256,7 @@ def time_table(records: list[dict], method: str = "joint", baseline: str = "sequ
     row("float warm-up (shared, once per method)", 1, 0, warm["epochs"], warm["seconds"])
     epochs, seconds = _effort(runs[method], SEARCH_PHASES)
     row(f"{method} (total)", len(runs[method]) + 1, len(runs[method]), epochs + warm["epochs"], seconds + warm["seconds"])
-    _seeds(records, runs[baseline])  # every seed is among the records
+    _pit_seeds(records, runs[baseline])  # every seed is among the records
     scan = [r for r in records if r["config"]["method"] == "pit"] if runs[baseline] else []
     pit_epochs, pit_seconds = _effort(scan, PIT_PHASES)
     mix_epochs, mix_seconds = _effort(runs[baseline], SEARCH_PHASES)
@@ -270,7 +274,7 @@ def point_seconds(record: dict, records: list[dict]) -> float:
     """Training seconds behind one Pareto point: its own phases, plus its PIT seed's for the sequential baseline."""
     _, seconds = _effort([record], SEARCH_PHASES + PIT_PHASES)
     if "seed" in record:
-        seconds += _effort(_seeds(records, [record]), PIT_PHASES)[1]
+        seconds += _effort(_pit_seeds(records, [record]), PIT_PHASES)[1]
     return seconds
 
 
@@ -384,7 +388,7 @@ def precision_groups_table(records: list[dict], method: str = "joint") -> pd.Dat
             continue
         arch = Arch.from_dict(r["arch"])
         split, single = arch.cost("ne16"), arch.one_precision_per_layer().cost("ne16")
-        accuracy = r["metrics"].get("ne16_accuracy", r["metrics"]["test_accuracy"])
+        accuracy = accuracy_on(r["metrics"], "ne16_cycles")
         rows.append({"trained_for": r["config"]["cost"], "lambda": r["config"]["lam"],
                      "ne16_acc_%": None if accuracy is None else 100 * accuracy,
                      "precisions_per_layer": arch.precision_groups() / len(arch.layers), "ne16_cycles": split,
