@@ -192,8 +192,7 @@ def size_table(records: list[dict], method: str = "joint", metric: str = "size_k
             base, best = theirs[0], None
         rows.append({**_row(f"{method} vs {other} (up to)", base, best),
                      "points_reached": f"{len(reached)}/{len(theirs)}"})
-    return pd.DataFrame(rows, columns=SIZE_COLUMNS + ["points_reached"] * any("points_reached" in r for r in rows)
-                        ).drop(columns=hidden)
+    return pd.DataFrame(rows).drop(columns=hidden) if rows else pd.DataFrame(columns=columns)
 
 
 def _accuracy(row, side: str) -> str:
