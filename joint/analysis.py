@@ -581,7 +581,7 @@ STUDY_BASELINES = ("mixprec", "edmips", "sequential")
 def study_verdict(table: pd.DataFrame, collapse_margin: float = 0.15, start_margin: float = 0.05) -> list[str]:
     """One line per chosen joint run of the search study, against the study's goals: every search epoch within
     `collapse_margin` of its final test accuracy, the first within `start_margin` of w8a8's first epoch, and a point
-    that no chosen MixPrec, EdMIPS or PIT -> MixPrec run dominates (smaller or as small, and more accurate)."""
+    that no chosen MixPrec, EdMIPS or PIT -> MixPrec run dominates (`dominates`)."""
     chosen = table[table["chosen"]]
     fixed = chosen[chosen["method"] == "w8a8"]
     baselines = chosen[chosen["method"].isin(STUDY_BASELINES)]
@@ -596,11 +596,12 @@ def study_verdict(table: pd.DataFrame, collapse_margin: float = 0.15, start_marg
             within = "within" if reference - run["first_search_val"] <= start_margin else "not within"
             parts.append(f"first epoch {100 * run['first_search_val']:.1f} % against w8a8's {100 * reference:.1f} % "
                          f"({within} {100 * start_margin:.0f} points)")
-        better = baselines[(baselines["size_kb"] <= run["size_kb"])
-                           & (baselines["test_accuracy"] > run["test_accuracy"])]
-        parts.append("no baseline point dominates it" if better.empty else "dominated by " + ", ".join(
+        point = Point("joint", run["size_kb"], run["test_accuracy"])
+        better = [b for _, b in baselines.iterrows()
+                  if dominates(Point(b["method"], b["size_kb"], b["test_accuracy"]), point)]
+        parts.append("no baseline point dominates it" if not better else "dominated by " + ", ".join(
             f"{b['method']} lambda={b['lam']:g} ({b['size_kb']:.2f} kB, {100 * b['test_accuracy']:.2f} %)"
-            for _, b in better.iterrows()))
+            for b in better))
         lines.append(f"joint lambda={run['lam']:g} ({run['variant']}): {run['size_kb']:.2f} kB at "
                      f"{100 * run['test_accuracy']:.2f} %; " + "; ".join(parts))
     return lines

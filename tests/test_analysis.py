@@ -379,6 +379,12 @@ def test_the_study_verdict_checks_the_collapse_the_start_and_the_baselines():
     (line,) = analysis.study_verdict(analysis.search_study(STUDIED, None))
     assert "(not within 15 points)" in line and "(not within 5 points)" in line
     assert line.endswith("dominated by edmips lambda=2 (9.00 kB, 77.00 %)")
+    same = [*STUDIED, studied("mixprec", "hard", 1.0, [0.75], 12.0, 0.76)]  # equal on both: no dominance
+    (line,) = analysis.study_verdict(analysis.search_study(same, "hard"))
+    assert "dominated by" not in line
+    tied = [*STUDIED, studied("mixprec", "hard", 1.0, [0.75], 11.0, 0.76)]  # smaller at the same accuracy
+    (line,) = analysis.study_verdict(analysis.search_study(tied, "hard"))
+    assert line.endswith("dominated by mixprec lambda=1 (11.00 kB, 76.00 %)")
 
 
 REPEATED = [record("w8a8", 0, 80, 90, 0), record("w8a8", 0, 80, 91, 1), record("w8a8", 0, 80, 92, 2),
