@@ -295,16 +295,19 @@ def front_times(records: list[dict], methods: tuple[str, ...] = ("joint", "seque
 
 def match_front(mine: list[Point], theirs: list[Point], mine_name: str, their_name: str,
                 unit: str = "kB") -> pd.DataFrame:
-    """For every point of `theirs`' front, the cheapest of `mine` at least as accurate, and the cost reduction."""
+    """For every point of `theirs`' front, the cheapest of `mine` at least as accurate and the cost reduction, and how
+    many accuracy points `mine`'s front lies above (+) or under (-) it at its cost (see `front_gap`)."""
     rows = []
     for base in pareto_front(theirs):
         best = iso_accuracy(mine, base)
+        gap = front_gap(base, mine) if mine else None
         rows.append({f"{their_name}_{unit}": base.cost, f"{their_name}_acc_%": base.accuracy,
                      f"{mine_name}_{unit}": None if best is None else best.cost,
                      f"{mine_name}_acc_%": None if best is None else best.accuracy,
-                     "reduction_%": None if best is None else 100 * reduction(best, base)})
+                     "reduction_%": None if best is None else 100 * reduction(best, base),
+                     f"{mine_name}_ahead_pt": None if gap is None else 0.0 - gap})  # 0.0 - gap: never -0.0
     return pd.DataFrame(rows, columns=[f"{their_name}_{unit}", f"{their_name}_acc_%", f"{mine_name}_{unit}",
-                                       f"{mine_name}_acc_%", "reduction_%"])
+                                       f"{mine_name}_acc_%", "reduction_%", f"{mine_name}_ahead_pt"])
 
 
 def front_comparison(records: list[dict], method: str, other: str, metric: str = "size_kb") -> pd.DataFrame:
@@ -312,6 +315,33 @@ def front_comparison(records: list[dict], method: str, other: str, metric: str =
     (collapsed models left out)."""
     records = comparable(records, metric)
     return match_front(points(records, method, metric), points(records, other, metric), method, other)
+
+
+def summarize_front_comparison(match: pd.DataFrame, mine: str, theirs: str, unit: str = "kB") -> str:
+    """Where `mine` wins and where it loses against each point of `theirs`' front (a `front_comparison` table): the
+    points it reaches, smaller or larger there, and the points its front passes above or under at equal cost."""
+    if match.empty:
+        return f"No {theirs} front to compare {mine} with."
+    reduced = match["reduction_%"].dropna()
+    smaller, larger = reduced[reduced >= 0], reduced[reduced < 0]
+    reach = f"{mine} reaches {len(reduced)} of the {len(match)} {theirs} front points"
+    if len(reduced):
+        sides = [f"smaller at {len(smaller)} (up to {smaller.max():.1f} %)" if len(smaller) else "smaller at none",
+                 f"larger at {len(larger)} (up to {-larger.min():.1f} %)" if len(larger) else "larger at none"]
+        reach += ", " + " and ".join(sides)
+    ahead = match[f"{mine}_ahead_pt"]
+    above, under, outside = match[ahead >= 0], match[ahead < 0], int(ahead.isna().sum())
+    line = (f"at equal {unit} its front passes through or above {len(above)} of them"
+            + (f" (by up to {above[f'{mine}_ahead_pt'].max():.2f} points)" if len(above) else ""))
+    if len(under):
+        worst = under.loc[under[f"{mine}_ahead_pt"].idxmin()]
+        line += (f" and under {len(under)} (by up to {-worst[f'{mine}_ahead_pt']:.2f} points, at {theirs} "
+                 f"{worst[f'{theirs}_{unit}']:.2f} {unit})")
+    else:
+        line += " and under none"
+    if outside:
+        line += f"; {outside} lie below its smallest model"
+    return f"{reach}; {line}."
 
 
 METRICS = {"size": "size_kb", "bitops": "bitops", "mpic": "mpic_cycles", "ne16": "ne16_cycles"}
@@ -346,7 +376,7 @@ def cycles_table(records: list[dict], method: str = "joint") -> pd.DataFrame:
         usable = comparable(records, metric)
         mine = points(trained_with(usable, target, method), method, metric)
         theirs = points(trained_with(usable, other, method), method, metric)
-        table = match_front(mine, theirs, f"{target}_trained", f"{other}_trained", "cycles")
+        table = match_front(mine, theirs, f"{target}_trained", f"{other}_trained", "cycles").iloc[:, :5]
         table.columns = ["reference_cycles", "reference_acc_%", "matched_cycles", "matched_acc_%", "reduction_%"]
         table.insert(0, "matched", f"{target}-trained")
         table.insert(0, "reference", f"{other}-trained")

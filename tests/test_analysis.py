@@ -177,10 +177,29 @@ def test_front_comparison_matches_every_point_of_the_other_front():
     match = analysis.front_comparison(TIMED, "joint", "sequential")
     assert match.to_dict("records") == [
         {"sequential_kB": 3.0, "sequential_acc_%": 88.0, "joint_kB": 5.0, "joint_acc_%": 91.0,
-         "reduction_%": pytest.approx(100 * (1 - 5 / 3))},
+         "reduction_%": pytest.approx(100 * (1 - 5 / 3)), "joint_ahead_pt": pytest.approx(-1.0)},
         {"sequential_kB": 6.0, "sequential_acc_%": 90.0, "joint_kB": 5.0, "joint_acc_%": 91.0,
-         "reduction_%": pytest.approx(100 * (1 - 5 / 6))}]
+         "reduction_%": pytest.approx(100 * (1 - 5 / 6)), "joint_ahead_pt": pytest.approx(1.0)}]
     assert analysis.size_range(TIMED, "joint") == (2.0, 5.0)
+
+
+def test_front_comparison_summary_says_where_the_method_wins_and_where_it_loses():
+    # the joint line from (2, 85) to (5, 91) gives 87 at 3 kB: sequential (3, 88) lies 1 point above it
+    summary = analysis.summarize_front_comparison(analysis.front_comparison(TIMED, "joint", "sequential"),
+                                                  "joint", "sequential")
+    assert summary == ("joint reaches 2 of the 2 sequential front points, smaller at 1 (up to 16.7 %) and larger at 1 "
+                       "(up to 66.7 %); at equal kB its front passes through or above 1 of them (by up to 1.00 points) "
+                       "and under 1 (by up to 1.00 points, at sequential 3.00 kB).")
+    tiny = TIMED + [record("sequential", 9, 1.0, 80.0)]
+    assert analysis.summarize_front_comparison(analysis.front_comparison(tiny, "joint", "sequential"), "joint",
+                                               "sequential").endswith("; 1 lie below its smallest model.")
+    unreached = analysis.front_comparison([record("joint", 1, 5, 80), record("mixprec", 1, 6, 90)], "joint",
+                                          "mixprec")
+    assert analysis.summarize_front_comparison(unreached, "joint", "mixprec") == (
+        "joint reaches 0 of the 1 mixprec front points; at equal kB its front passes through or above 0 of them and "
+        "under 1 (by up to 10.00 points, at mixprec 6.00 kB).")
+    assert analysis.summarize_front_comparison(analysis.front_comparison([], "joint", "mixprec"), "joint",
+                                               "mixprec") == "No mixprec front to compare joint with."
 
 
 def test_front_times_lists_each_front_point_with_its_seconds():

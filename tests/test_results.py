@@ -44,6 +44,8 @@ def test_committed_tables_are_what_the_committed_records_give(folder: Path):
     tables = {"size_table": analysis.size_table(sized),
               "training_time": analysis.time_table(sized, flow_seed=flow_seed),
               "joint_vs_sequential": analysis.front_comparison(sized, "joint", "sequential"),
+              "joint_vs_mixprec": analysis.front_comparison(sized, "joint", "mixprec"),
+              "joint_vs_edmips": analysis.front_comparison(sized, "joint", "edmips"),
               "cycles_at_iso_accuracy": analysis.cycles_table(costed),
               "cost_model_summary": analysis.cost_model_summary(costed, experiments.ABLATION_COSTS),
               "ne16_precision_groups": analysis.precision_groups_table(costed),
