@@ -296,7 +296,9 @@ def front_times(records: list[dict], methods: tuple[str, ...] = ("joint", "seque
 def match_front(mine: list[Point], theirs: list[Point], mine_name: str, their_name: str,
                 unit: str = "kB") -> pd.DataFrame:
     """For every point of `theirs`' front, the cheapest of `mine` at least as accurate and the cost reduction, and how
-    many accuracy points `mine`'s front lies above (+) or under (-) it at its cost (see `front_gap`)."""
+    many accuracy points `mine`'s front lies above (+) or under (-) it at its cost (see `front_gap`); where a setting
+    was trained with several seeds, the two points' spreads too."""
+    spreads = [f"{their_name}_spread_%", f"{mine_name}_spread_%"] if any(p.seeds > 1 for p in mine + theirs) else []
     rows = []
     for base in pareto_front(theirs):
         best = iso_accuracy(mine, base)
@@ -305,9 +307,11 @@ def match_front(mine: list[Point], theirs: list[Point], mine_name: str, their_na
                      f"{mine_name}_{unit}": None if best is None else best.cost,
                      f"{mine_name}_acc_%": None if best is None else best.accuracy,
                      "reduction_%": None if best is None else 100 * reduction(best, base),
-                     f"{mine_name}_ahead_pt": None if gap is None else 0.0 - gap})  # 0.0 - gap: never -0.0
+                     f"{mine_name}_ahead_pt": None if gap is None else 0.0 - gap,  # 0.0 - gap: never -0.0
+                     f"{their_name}_spread_%": base.spread,
+                     f"{mine_name}_spread_%": None if best is None else best.spread})
     return pd.DataFrame(rows, columns=[f"{their_name}_{unit}", f"{their_name}_acc_%", f"{mine_name}_{unit}",
-                                       f"{mine_name}_acc_%", "reduction_%", f"{mine_name}_ahead_pt"])
+                                       f"{mine_name}_acc_%", "reduction_%", f"{mine_name}_ahead_pt", *spreads])
 
 
 def front_comparison(records: list[dict], method: str, other: str, metric: str = "size_kb") -> pd.DataFrame:
@@ -341,7 +345,9 @@ def summarize_front_comparison(match: pd.DataFrame, mine: str, theirs: str, unit
         line += " and under none"
     if outside:
         line += f"; {outside} lie below its smallest model"
-    return f"{reach}; {line}."
+    spread = match.filter(like="_spread_%").max().max() if f"{mine}_spread_%" in match else None
+    seeds = f" (over seeds these points spread by up to {spread:.2f} points)" if spread else ""
+    return f"{reach}; {line}{seeds}."
 
 
 METRICS = {"size": "size_kb", "bitops": "bitops", "mpic": "mpic_cycles", "ne16": "ne16_cycles"}

@@ -440,6 +440,18 @@ def test_size_table_compares_with_the_mean_baseline_and_states_both_spreads():
     assert "baseline_spread_%" not in single.columns and "±" not in analysis.summarize_size_table(single)
 
 
+def test_front_comparison_states_the_spreads_where_a_setting_repeats():
+    match = analysis.front_comparison(REPEATED + [record("mixprec", 1, 60, 91.5, 0)], "joint", "mixprec")
+    row, = match.to_dict("records")  # mixprec (60, 91.5) is matched by joint lambda 2 at its mean (50 kB, 92 %)
+    assert (row["joint_kB"], row["mixprec_spread_%"], row["joint_spread_%"]) == (50.0, 0.0, pytest.approx(2 ** 0.5))
+    assert analysis.summarize_front_comparison(match, "joint", "mixprec").endswith(
+        "(over seeds these points spread by up to 1.41 points).")
+    single = analysis.front_comparison(analysis.first_seeds(REPEATED) + [record("mixprec", 1, 60, 91.5, 0)], "joint",
+                                       "mixprec")
+    assert "joint_spread_%" not in single.columns
+    assert "spread" not in analysis.summarize_front_comparison(single, "joint", "mixprec")
+
+
 def test_the_training_time_counts_one_seed_per_setting():
     runs = copy.deepcopy(TIMED)
     for lam, r in enumerate(runs, start=1):  # each run its own setting, as real configs are
